@@ -1,0 +1,107 @@
+"""Setting up and checking a Lyra installation (``lyra init``, ``lyra doctor``)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import sys
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from lyra.core.errors import LyraError
+from lyra.sample_data import sample_ohlcv_files
+from lyra.settings import Settings, load_settings
+from lyra.store import create_engine_for, current_revision, head_revision, ping, require_head, upgrade
+
+log = logging.getLogger(__name__)
+
+#: Packages Lyra cannot work without, checked by ``lyra doctor``.
+REQUIRED_PACKAGES = (
+    "numpy", "pandas", "pyarrow", "sqlalchemy", "alembic", "pydantic", "ccxt", "vectorbt",
+    "panel", "holoviews", "bokeh", "papermill", "jwt", "typer",
+)
+
+
+def open_engine(settings: Settings | None = None, *, check_schema: bool = True) -> tuple[Settings, Engine]:
+    """Settings and a database engine, refusing a database at the wrong migration level."""
+    settings = settings or load_settings()
+    engine = create_engine_for(settings.db_url)
+    ping(engine)
+    if check_schema:
+        require_head(engine)
+    return settings, engine
+
+
+def initialise(*, load_samples: bool = True, console: Console | None = None,
+               settings: Settings | None = None) -> dict[str, Any]:
+    """Create LYRA_HOME, migrate the database, import the shipped sample data. Idempotent."""
+    settings = settings or load_settings()
+    settings.ensure_home()
+    engine = create_engine_for(settings.db_url)
+    ping(engine)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    if before != after:
+        log.info("database migrated from %s to %s", before or "empty", after)
+    # Open the log once so the JSON-lines mirror exists and has caught up.
+    from lyra.audit import EventLog
+
+    EventLog(engine, settings.audit_dir / "events.jsonl")
+    datasets = 0
+    if load_samples:
+        datasets = load_sample_data(settings, console=console)
+    return {"home": str(settings.home), "database": settings.db_url.split("://")[0],
+            "revision": after, "datasets": datasets}
+
+
+def load_sample_data(settings: Settings, console: Console | None = None) -> int:
+    """Import every shipped OHLCV file into the market store (skips what is already there)."""
+    from lyra.feeds.importer import import_file
+    from lyra.feeds.store import MarketStore
+
+    store = MarketStore(settings.market_dir)
+    files = sample_ohlcv_files()
+    from tqdm import tqdm
+
+    for path in tqdm(files, desc="sample data", unit="file", disable=console is None):
+        import_file(path, store=store)
+    return len(files)
+
+
+def run_checks(settings: Settings | None = None) -> list[tuple[str, bool, str]]:
+    """Every ``lyra doctor`` check as (name, passed, detail)."""
+    out: list[tuple[str, bool, str]] = []
+    v = sys.version_info
+    out.append(("python", v >= (3, 11), f"{v.major}.{v.minor}.{v.micro} (need >= 3.11)"))
+    missing = []
+    for name in REQUIRED_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a failed check
+            missing.append(f"{name} ({type(exc).__name__})")
+    out.append(("packages", not missing, "all importable" if not missing else "missing: " + ", ".join(missing)))
+    try:
+        settings = settings or load_settings()
+        out.append(("settings", True, f"home {settings.home}"))
+    except LyraError as exc:
+        out.append(("settings", False, str(exc)))
+        return out
+    home_ok = settings.home.is_dir()
+    out.append(("home", home_ok, str(settings.home) if home_ok else f"{settings.home} missing: run `lyra init`"))
+    try:
+        engine = create_engine_for(settings.db_url)
+        ping(engine)
+        out.append(("database", True, engine.url.render_as_string(hide_password=True)))
+        cur, head = current_revision(engine), head_revision()
+        out.append(("migrations", cur == head,
+                    f"at {cur}" if cur == head else f"at {cur or 'none'}, need {head}: run `lyra init`"))
+    except LyraError as exc:
+        out.append(("database", False, str(exc)))
+    market = settings.market_dir
+    n = len(list(market.glob("*/*/*"))) if market.is_dir() else 0
+    out.append(("market data", n > 0, f"{n} datasets in {market}" if n else "none: run `lyra init`"))
+    return out

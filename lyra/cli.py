@@ -1,0 +1,158 @@
+"""The ``lyra`` command."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lyra.core.errors import LyraError
+
+app = typer.Typer(help="Lyra: research and paper-trading workbench for crypto markets.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+audit_app = typer.Typer(help="The tamper-evident event log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("lyra")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def _mount_optional(name: str, module: str, attr: str, help_text: str) -> None:
+    """Mount a sub-command group whose module may not exist in every install."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - only in partial installs
+        log.debug("lyra %s unavailable: %s", name, exc)
+        return
+    sub = getattr(mod, attr, None)
+    if sub is not None:
+        app.add_typer(sub, name=name, help=help_text)
+
+
+@app.command()
+def init(
+    load_samples: Annotated[bool, typer.Option(help="Load the shipped sample market data.")] = True,
+) -> None:
+    """Create LYRA_HOME, migrate the database to the latest schema, load sample data."""
+    from lyra.bootstrap import initialise
+
+    try:
+        summary = initialise(load_samples=load_samples, console=console)
+    except LyraError as exc:
+        _fail(str(exc))
+    console.print(f"[green]ready[/]: home {summary['home']}, database {summary['database']} "
+                  f"at {summary['revision']}, {summary['datasets']} sample datasets")
+
+
+@app.command()
+def doctor() -> None:
+    """Check Python, packages, the database and the data; exit 1 if anything is wrong."""
+    from lyra.bootstrap import run_checks
+
+    checks = run_checks()
+    table = Table(title="lyra doctor")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    ok = True
+    for name, passed, detail in checks:
+        ok &= passed
+        table.add_row(name, "[green]ok[/]" if passed else "[red]FAIL[/]", detail)
+    console.print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain and the JSON-lines mirror; name the first bad entry."""
+    from lyra.audit.verify import verify
+    from lyra.bootstrap import open_engine
+
+    try:
+        settings, engine = open_engine()
+    except LyraError as exc:
+        _fail(str(exc))
+    report = verify(engine, settings.audit_dir / "events.jsonl")
+    if report.ok:
+        console.print(f"[green]ok[/]: {report.entries} entries, chain intact, file matches")
+        return
+    err_console.print(f"[bold red]TAMPERED or BROKEN[/]: first bad {report.first_bad}")
+    for p in report.problems[1:]:
+        err_console.print(f"  also: {p}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("replay")
+def audit_replay(
+    until: Annotated[str | None, typer.Option(help="ISO time (UTC); state as of this moment.")] = None,
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Rebuild orders and positions from the event log alone, as of a moment."""
+    from lyra.audit import EventLog, replay, state_as_rows
+    from lyra.bootstrap import open_engine
+    from lyra.core.timeutil import datetime_to_ms, parse_utc
+
+    try:
+        until_ms = datetime_to_ms(parse_utc(until)) if until else None
+        _, engine = open_engine()
+    except LyraError as exc:
+        _fail(str(exc))
+    state = replay(EventLog(engine).read(until_ts=until_ms, session_id=session))
+    rows = state_as_rows(state)
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    _print_rows(f"positions (as of entry {state.last_seq})", rows["positions"])
+    _print_rows("orders", rows["orders"])
+
+
+def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title)
+    if not rows:
+        console.print(f"{title}: none")
+        return
+    for k in rows[0]:
+        table.add_column(k)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    console.print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the Lyra version."""
+    console.print(importlib.metadata.version("lyra"))
+
+
+_mount_optional("data", "lyra.feeds.cli", "data_app", "Market data: download, import, list, quality.")
+
+
+def main() -> None:
+    """Entry point of the ``lyra`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        app()
+    except LyraError as exc:  # anything a command did not handle itself
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up everything Lyra needs on a fresh machine: a virtualenv with pinned packages, the
+# Jupyter kernel, a warm numba cache for vectorbt, and (for browser tests) Debian's Chromium.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "error: Lyra needs Python >= 3.11 (found $("$PY" --version 2>&1)); set PYTHON=..." >&2
+  exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.lyra-installed
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "==> installing Python packages (pinned by constraints.txt)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+# Notebooks run on this environment's kernel, named python3 inside the venv.
+if [ ! -f .venv/share/jupyter/kernels/python3/kernel.json ]; then
+  .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lyra)" >/dev/null
+fi
+
+# vectorbt compiles with numba on first use (~30 s); do it once here, not in every test.
+if [ ! -f .venv/.numba-warm ]; then
+  echo "==> warming vectorbt's numba cache (once)"
+  .venv/bin/python scripts/warm_numba.py && touch .venv/.numba-warm
+fi
+
+# Browser tests drive Debian's Chromium with Playwright.
+if [ "${LYRA_SKIP_BROWSER:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium for browser tests"
+  if [ "$(id -u)" = "0" ]; then
+    (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; })
+  else
+    (sudo apt-get install -y -q chromium >/dev/null 2>&1 || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q chromium >/dev/null; })
+  fi
+fi
+echo "==> setup done"
