@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 GENESIS_HASH = "0" * 64
-_SEP = "\x1f"  # unit separator: cannot appear unescaped in canonical JSON or our ids
 
 
 def canonical_json(payload: Any) -> str:
@@ -31,9 +30,11 @@ def _json_default(o: object) -> object:
 
 def entry_hash(seq: int, ts: int, actor: str, kind: str, session_id: str, payload: str,
                prev_hash: str) -> str:
-    """SHA-256 over every field of the entry and the previous entry's hash."""
-    text = _SEP.join((str(seq), str(ts), actor, kind, session_id, payload, prev_hash))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """SHA-256 over every field of the entry and the previous entry's hash, joined by the
+    unit separator (0x1F), which cannot appear unescaped in canonical JSON or our ids."""
+    return hashlib.sha256(
+        f"{seq}\x1f{ts}\x1f{actor}\x1f{kind}\x1f{session_id}\x1f{payload}\x1f{prev_hash}".encode()
+    ).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,26 @@ class EventRecord:
                           self.prev_hash, self.hash)
 
 
+_quoted: dict[str, str] = {}
+
+
+def _q(s: str) -> str:
+    # Actors, kinds and session ids repeat a lot: quote each once.
+    v = _quoted.get(s)
+    if v is None:
+        v = json.dumps(s)
+        if len(_quoted) < 100_000:
+            _quoted[s] = v
+    return v
+
+
 def jsonl_line(seq: int, ts: int, actor: str, kind: str, session_id: str, payload: str,
                prev_hash: str, hash_: str) -> str:
     """The mirror file's line for an entry. Built by formatting, not by ``json.dumps`` of a
     dict, so that verifying the file is a string comparison (fast) and the payload text is
     kept byte for byte."""
     return (
-        f'{{"seq":{seq},"ts":{ts},"actor":{json.dumps(actor)},"kind":{json.dumps(kind)},'
-        f'"session_id":{json.dumps(session_id)},"payload":{payload},'
+        f'{{"seq":{seq},"ts":{ts},"actor":{_q(actor)},"kind":{_q(kind)},'
+        f'"session_id":{_q(session_id)},"payload":{payload},'
         f'"prev_hash":"{prev_hash}","hash":"{hash_}"}}\n'
     )

@@ -73,6 +73,9 @@ class LogTransaction:
                 raise ValidationError("kind", kind, f"must be 1..{_MAX_KIND} characters")
             if not actor or len(actor) > _MAX_ACTOR:
                 raise ValidationError("actor", actor, f"must be 1..{_MAX_ACTOR} characters")
+            for name, v in (("kind", kind), ("actor", actor), ("session_id", session_id)):
+                if any(ord(ch) < 32 for ch in v):
+                    raise ValidationError(name, v, "must not contain control characters")
             text = payload if isinstance(payload, str) and _is_json_text(payload) else canonical_json(payload)
             seq += 1
             t = now if ts is None else int(ts)

@@ -112,10 +112,9 @@ def test_illegal_transition_leaves_database_unchanged(engine, tmp_path):
     head = log.head()
     with engine.connect() as c:
         before = read_tables(c)
-    with pytest.raises(IllegalTransition):
-        with ledger.transaction() as tx:
-            tx.order_event("s1", cid, OrderEvent(E.SUBMIT, 2))
-            tx.order_event("s1", cid, OrderEvent(E.CANCEL_REJECT, 3))  # not allowed from SUBMITTED
+    with pytest.raises(IllegalTransition), ledger.transaction() as tx:
+        tx.order_event("s1", cid, OrderEvent(E.SUBMIT, 2))
+        tx.order_event("s1", cid, OrderEvent(E.CANCEL_REJECT, 3))  # not allowed from SUBMITTED
     assert log.head() == head
     with engine.connect() as c:
         assert read_tables(c) == before
