@@ -37,8 +37,10 @@ def _mount_optional(name: str, module: str, attr: str, help_text: str) -> None:
         log.debug("lyra %s unavailable: %s", name, exc)
         return
     sub = getattr(mod, attr, None)
-    if sub is not None:
+    if isinstance(sub, typer.Typer):
         app.add_typer(sub, name=name, help=help_text)
+    elif callable(sub):
+        app.command(name, help=help_text)(sub)
 
 
 @app.command()
@@ -133,12 +135,33 @@ def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 @app.command()
+def demo(
+    serve: Annotated[bool, typer.Option(help="Serve the dashboards behind login at the end.")] = True,
+) -> None:
+    """The main job: a paper session on the shipped data, the audit check, the dashboards."""
+    from lyra.demo import run_demo
+
+    try:
+        out = run_demo(console, serve=serve)
+    except LyraError as exc:
+        _fail(str(exc))
+    if not out["audit_ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def version() -> None:
     """Print the Lyra version."""
     console.print(importlib.metadata.version("lyra"))
 
 
 _mount_optional("data", "lyra.feeds.cli", "data_app", "Market data: download, import, list, quality.")
+_mount_optional("session", "lyra.session.cli", "session_app", "Sessions: start, status, stop, resume.")
+_mount_optional("user", "lyra.auth.cli", "user_app", "Users: add, list, set-role, reset-mfa, lock.")
+_mount_optional("apikey", "lyra.auth.cli", "apikey_app", "API keys: create, rotate, revoke.")
+_mount_optional("serve", "lyra.auth.serve", "serve_command", "Serve the dashboards behind the auth proxy.")
+_mount_optional("risk", "lyra.risk.cli", "risk_app", "Risk: trading state, limits, breakers, re-arm.")
+_mount_optional("kill", "lyra.risk.cli", "kill_command", "Pull the kill switch: cancel, flatten, halt.")
 
 
 def main() -> None:

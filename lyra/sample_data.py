@@ -20,5 +20,6 @@ def sample_ohlcv_files() -> list[Path]:
     """Every shipped OHLCV file (``data/ohlcv/*.csv.gz``), sorted by name."""
     d = sample_data_dir() / "ohlcv"
     if not d.is_dir():
-        raise ConfigError("sample_data", str(d), "folder not found", "set LYRA_SAMPLE_DATA to the data/ folder")
+        raise ConfigError("sample_data", str(d), "folder not found",
+                          "set LYRA_SAMPLE_DATA to the data/ folder")
     return sorted(d.glob("*.csv.gz"))

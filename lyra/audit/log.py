@@ -41,6 +41,7 @@ class LogTransaction:
         self._log = log
         self.conn = conn
         self._head: tuple[int, str] | None = None
+        self._rows: list[dict[str, Any]] = []
         self.records: list[EventRecord] = []
 
     def _load_head(self) -> tuple[int, str]:
@@ -86,11 +87,21 @@ class LogTransaction:
             out.append(rec)
             prev = h
         if rows:
-            self.conn.execute(events.insert(), rows)
-            self.conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+            # Written in one executemany at flush(): per-statement overhead dominates otherwise.
+            self._rows.extend(rows)
             self._head = (seq, prev)
             self.records.extend(out)
         return out
+
+    def flush(self) -> None:
+        """Write the buffered entries and move the chain head (called before commit)."""
+        if not self._rows:
+            return
+        assert self._head is not None
+        self.conn.execute(events.insert(), self._rows)
+        seq, h = self._head
+        self.conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=h))
+        self._rows = []
 
 
 def _is_json_text(s: str) -> bool:
@@ -117,8 +128,15 @@ class EventLog:
         with self.engine.begin() as conn:
             tx = LogTransaction(self, conn)
             yield tx
+            tx.flush()
         if tx.records and self.jsonl_path is not None:
             self._mirror(tx.records)
+
+    def mirror(self, records: list[EventRecord]) -> None:
+        """Append committed ``records`` to the JSON-lines mirror (for callers that commit
+        themselves, like :class:`lyra.audit.ledger.GroupCommit`)."""
+        if records and self.jsonl_path is not None:
+            self._mirror(records)
 
     def append(self, kind: str, payload: Any, *, actor: str = "system", session_id: str = "",
                ts: int | None = None) -> EventRecord:

@@ -1,11 +1,20 @@
 """Migrations on SQLite and PostgreSQL: up, down, and the schema equals the code's tables."""
 
+import importlib
+import pkgutil
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import lyra.store
 from lyra.store import create_engine_for, current_revision, downgrade, head_revision, upgrade
 from lyra.store.tables import metadata
+
+# Feature areas define their tables in lyra/store/tables_<area>.py on the same metadata.
+for _m in pkgutil.iter_modules(lyra.store.__path__):
+    if _m.name.startswith("tables_"):
+        importlib.import_module(f"lyra.store.{_m.name}")
 
 
 def test_upgrade_then_downgrade_round_trips(db_url):

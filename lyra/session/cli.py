@@ -1,0 +1,166 @@
+"""``lyra session start|status|stop|resume``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lyra.core.errors import ConfigError, LyraError
+
+session_app = typer.Typer(help="Paper/backtest sessions: start, status, stop, resume.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(msg: str) -> None:
+    err.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(2)
+
+
+def run_session(config: Any, *, quiet: bool = False) -> Any:
+    """Open (or resume) the session for ``config`` on the configured database and run it."""
+    from tqdm import tqdm
+
+    from lyra.bootstrap import open_engine
+    from lyra.session.factory import open_session
+
+    settings, engine = open_engine()
+    session = open_session(config, engine=engine, market_dir=settings.market_dir,
+                           jsonl_path=settings.audit_dir / "events.jsonl")
+    total = len(session.feed) if hasattr(session.feed, "__len__") else None
+    if session.recorder.resuming:
+        console.print(f"resuming {config.session_id}: re-verifying {len(session.recorder.expected)} "
+                      "logged entries, then continuing")
+    with tqdm(total=total, unit="ev", desc=config.session_id, disable=quiet) as bar:
+        last = [0]
+
+        def progress(n: int) -> None:
+            bar.update(n - last[0])
+            last[0] = n
+
+        result = session.run(on_progress=progress)
+        bar.update(result.events - last[0])
+    return result
+
+
+def _print_result(r: Any) -> None:
+    t = Table(title=f"session {r.session_id}")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    rows = [("events", f"{r.events:,}"), ("orders", f"{r.orders:,}"), ("denied by risk", f"{r.denied:,}"),
+            ("fills", f"{r.fills:,}"), ("fees", f"{r.fees:,.2f}"), ("final equity", f"{r.equity:,.2f}"),
+            ("re-verified from log", f"{r.replayed_entries:,}"),
+            ("status", "stopped" if r.stopped else "finished"), ("seconds", f"{r.seconds:.2f}")]
+    for k, v in rows:
+        t.add_row(k, v)
+    for asset, amount in r.balances.items():
+        t.add_row(f"balance {asset}", f"{amount:,.8f}".rstrip("0").rstrip("."))
+    for iid, q in r.positions.items():
+        t.add_row(f"position {iid}", str(q))
+    console.print(t)
+
+
+@session_app.command("start")
+def start(
+    config: Annotated[Path | None, typer.Option(help="Session config (TOML).")] = None,
+    session_id: Annotated[str | None, typer.Option("--id", help="Session id (overrides the config).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key=value (JSON value).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Start a session from a config file and run it to the end of its data."""
+    from lyra.session.config import load_session_config
+
+    overrides: dict[str, Any] = {}
+    for item in set_ or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            _fail(f"--set {item!r}: use key=value")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    if session_id:
+        overrides["session_id"] = session_id
+    try:
+        cfg = load_session_config(config if config else {}, **overrides)
+        from lyra.bootstrap import open_engine
+        from lyra.session.registry import SessionRegistry
+
+        _, engine = open_engine()
+        existing = SessionRegistry(engine).get(cfg.session_id)
+        if existing is not None:
+            raise ConfigError("session_id", cfg.session_id, f"already exists ({existing['status']})",
+                              f"use `lyra session resume {cfg.session_id}` or another id")
+        result = run_session(cfg, quiet=quiet)
+    except LyraError as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
+@session_app.command("resume")
+def resume(session_id: str, quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
+    """Resume a session after a crash or stop: re-verify its log, then continue."""
+    from lyra.bootstrap import open_engine
+    from lyra.session.config import SessionConfig
+    from lyra.session.registry import SessionRegistry
+
+    try:
+        _, engine = open_engine()
+        row = SessionRegistry(engine).get(session_id)
+        if row is None:
+            raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
+        cfg = SessionConfig(**json.loads(row["config"]))
+        result = run_session(cfg, quiet=quiet)
+    except LyraError as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
+@session_app.command("stop")
+def stop(session_id: str) -> None:
+    """Ask a running session to stop (it finishes its current step and records the stop)."""
+    from lyra.bootstrap import open_engine
+    from lyra.session.registry import SessionRegistry
+
+    try:
+        _, engine = open_engine()
+        if not SessionRegistry(engine).request_stop(session_id):
+            raise ConfigError("session_id", session_id, "no such session")
+    except LyraError as exc:
+        _fail(str(exc))
+    console.print(f"stop requested for {session_id}")
+
+
+@session_app.command("status")
+def status(session_id: Annotated[str | None, typer.Argument()] = None) -> None:
+    """List sessions, or show one."""
+    from datetime import UTC, datetime
+
+    from lyra.bootstrap import open_engine
+    from lyra.session.registry import SessionRegistry
+
+    try:
+        _, engine = open_engine()
+        reg = SessionRegistry(engine)
+        rows = [reg.get(session_id)] if session_id else reg.list()
+    except LyraError as exc:
+        _fail(str(exc))
+    if session_id and rows[0] is None:
+        _fail(f"no session {session_id!r}")
+    t = Table(title="sessions")
+    for c in ("session", "mode", "status", "events", "data time", "heartbeat", "pid", "error"):
+        t.add_column(c)
+
+    def fmt(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+    for r in rows:
+        assert r is not None
+        t.add_row(r["session_id"], r["mode"], r["status"], f"{r['events_processed']:,}", fmt(r["data_ts"]),
+                  fmt(r["heartbeat_ts"]), str(r["pid"] or ""), r["error"][:80])
+    console.print(t)

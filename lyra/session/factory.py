@@ -1,0 +1,80 @@
+"""Building a session from its config: feed, paper broker, risk engine, wired together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from lyra.core.clock import ReplayClock
+from lyra.core.errors import ConfigError, ValidationError
+from lyra.core.orders import Order
+from lyra.core.timeutil import datetime_to_ms, parse_utc
+from lyra.session.config import SessionConfig
+from lyra.session.runtime import Session, session_instruments
+
+
+def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
+                 jsonl_path: Path | None = None, risk: Any = None) -> Session:
+    """A ready-to-run session on the local market store (replay feed, paper broker)."""
+    from lyra.execution.fees import FeeSchedule
+    from lyra.execution.latency import LatencyModel
+    from lyra.execution.paper import PaperBroker
+    from lyra.feeds.replay import ReplayFeed
+    from lyra.feeds.store import MarketStore
+
+    if config.mode == "live":
+        raise ConfigError("mode", "live", "the live broker is not available in this version",
+                          "use mode = \"paper\"")
+    instruments = session_instruments(config)
+    clock = ReplayClock()
+    store = MarketStore(market_dir)
+    start = datetime_to_ms(parse_utc(config.start)) if config.start else None
+    end = datetime_to_ms(parse_utc(config.end)) if config.end else None
+    datasets = [(config.venue, s, config.timeframe) for s in config.symbols]
+    try:
+        feed = ReplayFeed.from_store(store, datasets, start=start, end=end,
+                                     speed=config.speed if config.mode == "paper" else None)
+    except (ValidationError, FileNotFoundError) as exc:
+        raise ConfigError("symbols", list(config.symbols),
+                          f"no {config.timeframe} data in the store: {exc}",
+                          "run `lyra init` or `lyra data import FILE`") from exc
+    fees = {iid: FeeSchedule.flat(i.maker_fee, i.taker_fee, config.slippage_bps)
+            for iid, i in instruments.items()}
+    broker = PaperBroker(instruments.values(), clock, dict(config.balances), fees=fees,
+                         latency=LatencyModel(config.latency_ms, config.latency_ms))
+    if risk is None:
+        risk = default_risk_engine(config, engine, clock)
+    return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
+                   clock=clock, jsonl_path=jsonl_path, risk_context=risk_context)
+
+
+def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayClock) -> Any:
+    """The pre-trade risk engine with the config's limits."""
+    from lyra.risk.engine import RiskEngine  # type: ignore[import-not-found,unused-ignore]
+
+    return RiskEngine.for_session(config.risk, engine=engine, clock=clock,
+                                  account=config.session_id)
+
+
+def risk_context(session: Session, order: Order) -> Any:
+    """What the risk engine sees for one order: positions, marks, equity, balances, orders."""
+    from decimal import Decimal
+
+    from lyra.risk.engine import RiskContext  # type: ignore[import-not-found,unused-ignore]
+
+    marks = {k: Decimal(repr(v)) for k, v in session.marks.items()}
+    known = session.ledger.state.orders
+    open_orders = [known[c] for c in session.working if c in known]
+    return RiskContext(
+        account=session.sid,
+        positions=dict(session.holdings),
+        marks=marks,
+        equity=session.equity(),
+        balances=dict(session.cash),
+        open_orders=open_orders,
+        instruments=session.instruments,
+        now=session.clock.now_ms(),
+        last_data_ts=dict(session.last_data_ts),
+    )

@@ -1,0 +1,381 @@
+"""The session runtime: feed -> strategy -> risk -> broker -> portfolio -> event log.
+
+One loop for every mode. ``backtest`` replays stored data as fast as possible, ``paper``
+replays it paced (or takes a live feed) against the paper broker, ``live`` (a later issue)
+swaps in the ccxt broker. The loop never branches on the mode: the broker and the feed are
+adapters.
+
+Bars that change nothing cost little: the broker sees market data only while the session
+has working orders, the strategy's incremental form is O(1), and the log is written only
+when something happens (a decision, an order event, an equity snapshot).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+
+from lyra.audit.chain import canonical_json
+from lyra.audit.ledger import Ledger
+from lyra.audit.log import EventLog
+from lyra.core.clock import ReplayClock
+from lyra.core.enums import OrderEventType, Side
+from lyra.core.errors import ConfigError, IntegrityError, ValidationError
+from lyra.core.instrument import Instrument
+from lyra.core.market import Bar, MarketEvent
+from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.timeutil import timeframe_to_ms
+from lyra.core.values import ZERO, to_decimal
+from lyra.execution.broker import Broker
+from lyra.session.config import SessionConfig
+from lyra.session.recorder import SessionRecorder
+from lyra.session.registry import SessionRegistry
+
+log = logging.getLogger(__name__)
+E = OrderEventType
+
+#: Wall-clock interval between heartbeats / stop and kill-switch polls.
+POLL_INTERVAL_S = 0.25
+
+
+class RiskGate(Protocol):
+    """What the session needs from the risk engine (``lyra.risk.RiskEngine``)."""
+
+    def check(self, order: Order, ctx: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A risk decision as the session records it (``risk.decision`` in the log)."""
+
+    decision_id: str
+    client_order_id: str
+    approved: bool
+    reason: str
+    check: str
+    quantity: Decimal
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"decision_id": self.decision_id, "client_order_id": self.client_order_id,
+                "approved": self.approved, "reason": self.reason, "check": self.check,
+                "quantity": str(self.quantity)}
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> Decision:
+        return cls(p["decision_id"], p["client_order_id"], bool(p["approved"]), p["reason"], p["check"],
+                   Decimal(p["quantity"]))
+
+
+@dataclass(slots=True)
+class SessionResult:
+    """What a finished (or stopped) run did."""
+
+    session_id: str
+    events: int = 0
+    orders: int = 0
+    fills: int = 0
+    denied: int = 0
+    fees: Decimal = ZERO
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    equity: Decimal = ZERO
+    replayed_entries: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+
+
+STRATEGIES: dict[str, str] = {
+    "sma_cross": "lyra.strategy.sma_cross:SmaCross",
+    "rsi_reversion": "lyra.strategy.rsi_reversion:RsiReversion",
+    "bollinger": "lyra.strategy.bollinger:Bollinger",
+}
+
+
+def build_strategy(name: str, params: Mapping[str, Any]) -> Any:
+    """The strategy registered as ``name``, with validated ``params``."""
+    import importlib
+
+    target = STRATEGIES.get(name)
+    if target is None:
+        raise ConfigError("strategy", name, "unknown strategy", "known: " + ", ".join(sorted(STRATEGIES)))
+    mod, cls = target.split(":")
+    return getattr(importlib.import_module(mod), cls)(dict(params))
+
+
+def session_instruments(config: SessionConfig) -> dict[str, Instrument]:
+    """Instrument definitions: the venue's recorded markets, or the config's own specs."""
+    from lyra.execution.markets import load_instruments
+
+    try:
+        known = load_instruments(config.venue)
+    except (ValidationError, FileNotFoundError, KeyError):
+        known = {}
+    out: dict[str, Instrument] = {}
+    for sym in config.symbols:
+        iid = f"{config.venue}:{sym}"
+        spec = config.instruments.get(sym)
+        if spec is not None:
+            base, _, quote = sym.partition("/")
+            out[iid] = Instrument(sym, config.venue, base, quote.split(":")[0], **spec.model_dump())
+        elif iid in known:
+            out[iid] = known[iid]
+        else:
+            raise ConfigError(
+                "symbols", sym, f"not in the recorded {config.venue} markets",
+                f"add [instruments.\"{sym}\"] with price_increment and size_increment",
+            )
+    return out
+
+
+class Session:
+    """A running session. Build with :meth:`create` (new) or the same call again (resume)."""
+
+    def __init__(self, config: SessionConfig, *, engine: Engine, feed: Iterable[MarketEvent],
+                 broker: Broker, risk: RiskGate | None, instruments: Mapping[str, Instrument],
+                 clock: ReplayClock, jsonl_path: Path | None = None,
+                 risk_context: Callable[[Session, Order], Any] | None = None) -> None:
+        self.config = config
+        self.sid = config.session_id
+        self.engine = engine
+        self.feed = feed
+        self.broker = broker
+        self.risk = risk
+        self._risk_context = risk_context
+        self.instruments = dict(instruments)
+        self.clock = clock
+        self.tf_ms = timeframe_to_ms(config.timeframe)
+        self.log = EventLog(engine, jsonl_path, clock=clock)
+        self.ledger = Ledger(self.log, session_id=self.sid)
+        self.actor = f"session:{self.sid}"
+        self.recorder = SessionRecorder(self.ledger, self.sid, self.actor)
+        self.registry = SessionRegistry(engine)
+        strategy = build_strategy(config.strategy, config.params)
+        self.strategies = {iid: strategy.incremental(iid, config.quantity) for iid in self.instruments}
+        self.seq = 0
+        self.working: set[str] = set()
+        self.cash: dict[str, Decimal] = {k: to_decimal(v) for k, v in config.balances.items()}
+        self.holdings: dict[str, Decimal] = {iid: ZERO for iid in self.instruments}
+        self.marks: dict[str, float] = {}
+        self.last_data_ts: dict[str, int] = {}
+        self.result = SessionResult(self.sid)
+        self._bars_since_equity = 0
+        # Venues that keep state across our restarts (live) need write-ahead commits.
+        self._write_ahead = bool(getattr(broker, "survives_restart", False))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, *, max_events: int | None = None, on_progress: Callable[[int], None] | None = None
+            ) -> SessionResult:
+        """Run until the data ends, a stop is requested, or ``max_events`` events."""
+        t_start = time.perf_counter()
+        self.registry.upsert(self.sid, self.config, status="running", pid=os.getpid(),
+                             host=socket.gethostname())
+        if not self.recorder.resuming and not self._has_logged_start():
+            with self.recorder.transaction() as tx:
+                tx.append("session.started", {"config": self.config.model_dump(mode="json")},
+                          actor=self.actor, session_id=self.sid, ts=self.clock.now_ms())
+        elif self.recorder.resuming:
+            with self.recorder.transaction() as tx:  # verifies the logged start entry
+                tx.append("session.started", {"config": self.config.model_dump(mode="json")},
+                          actor=self.actor, session_id=self.sid, ts=self.clock.now_ms())
+        tf = self.tf_ms
+        clock = self.clock
+        strategies = self.strategies
+        marks = self.marks
+        n = 0
+        next_poll = time.monotonic() + POLL_INTERVAL_S
+        stopped = False
+        try:
+            for ev in self.feed:
+                t = ev.ts + tf if isinstance(ev, Bar) else ev.ts
+                clock.advance_to(t)
+                iid = ev.instrument_id
+                fed = bool(self.working)
+                if fed:
+                    self.broker.on_market(ev)
+                    self._drain(t)
+                if isinstance(ev, Bar):
+                    marks[iid] = ev.close
+                    self.last_data_ts[iid] = t
+                    intents = strategies[iid].on_bar(ev)
+                    if intents:
+                        if not fed:  # the venue must know the price the strategy saw
+                            self.broker.on_market(ev)
+                        self._submit(intents, t)
+                    self._bars_since_equity += 1
+                    if self._bars_since_equity >= self.config.equity_every:
+                        self._snapshot_equity(t)
+                n += 1
+                if max_events is not None and n >= max_events:
+                    break
+                if n & 1023 == 0 and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + POLL_INTERVAL_S
+                    if self._poll(n, t):
+                        stopped = True
+                        break
+                    if on_progress is not None:
+                        on_progress(n)
+            # Let orders still in flight finish against the last data (latency, next-bar fills).
+            self._drain(clock.now_ms())
+            self._snapshot_equity(clock.now_ms())
+            status = "stopped" if stopped else "finished"
+            with self.recorder.transaction() as tx:
+                tx.append(f"session.{status}", self._summary(), actor=self.actor, session_id=self.sid,
+                          ts=clock.now_ms())
+            if self.recorder.resuming:
+                raise IntegrityError(
+                    f"session {self.sid}: the log holds {len(self.recorder.expected)} entries the "
+                    "re-run never produced (data shortened since the session started?)"
+                )
+            self.recorder.commit()
+            self.registry.update(self.sid, status=status, data_ts=clock.now_ms(), events_processed=n)
+        except BaseException as exc:
+            self.recorder.rollback()
+            self.registry.update(self.sid, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        r = self.result
+        r.events = n
+        r.stopped = stopped
+        r.replayed_entries = self.recorder.replayed
+        r.balances = dict(self.cash)
+        r.positions = dict(self.holdings)
+        r.equity = self.equity()
+        r.seconds = time.perf_counter() - t_start
+        return r
+
+    def _has_logged_start(self) -> bool:
+        return any(True for _ in self.log.read(session_id=self.sid, kinds=("session.started",)))
+
+    # ------------------------------------------------------------------ orders
+    def _submit(self, intents: list[OrderIntent], t: int) -> None:
+        for intent in intents:
+            self.seq += 1
+            cid = client_order_id(self.sid, self.seq)
+            order = Order(cid, intent, created_ts=t)
+            decision = self._decide(order)
+            if decision.approved and decision.quantity != intent.quantity:
+                order = Order(cid, _resized(intent, decision.quantity), created_ts=t)
+            with self.recorder.transaction() as tx:
+                tx.append("risk.decision", decision.to_payload(), actor="risk", session_id=self.sid, ts=t)
+                tx.create_order(self.sid, order, actor=self.actor)
+                if decision.approved:
+                    stored = tx.order_event(self.sid, cid, OrderEvent(E.SUBMIT, t), actor=self.actor)
+                else:
+                    tx.order_event(self.sid, cid, OrderEvent(E.DENY, t, reason=decision.reason),
+                                   actor=self.actor)
+            self.result.orders += 1
+            if not decision.approved:
+                self.result.denied += 1
+                continue
+            self.working.add(cid)
+            if self._write_ahead:
+                # A real venue outlives us: the order must be on record before it is sent.
+                self.recorder.commit()
+            self.broker.submit(stored, decision.decision_id)
+        self._drain(t)
+
+    def _decide(self, order: Order) -> Decision:
+        """The risk decision for ``order``. While resuming, the logged decision is the truth
+        (the kill switch may have been pulled since; what was decided then stands)."""
+        live = self._risk_check(order)
+        if self.recorder.resuming and self.recorder.peek_kind() == "risk.decision":
+            logged = Decision.from_payload(self.recorder.expected[0].data())
+            if logged.client_order_id == order.client_order_id:
+                return logged
+        return live
+
+    def _risk_check(self, order: Order) -> Decision:
+        cid = order.client_order_id
+        if self.risk is None:
+            raise ConfigError("risk", None, "a session needs a risk engine: nothing bypasses risk")
+        try:
+            ctx = self._risk_context(self, order) if self._risk_context else None
+            d = self.risk.check(order, ctx)
+            return Decision(str(d.decision_id), cid, bool(d.approved), str(d.reason),
+                            str(getattr(d, "check", "")), to_decimal(d.quantity))
+        except Exception as exc:  # a failing check must reject, never approve
+            log.exception("risk check failed for %s", cid)
+            return Decision(f"rd-{cid}", cid, False, f"risk engine error: {type(exc).__name__}: {exc}",
+                            "engine", order.quantity)
+
+    def _drain(self, t: int) -> None:
+        reports = self.broker.poll_reports()
+        if not reports:
+            return
+        fills: list[Fill] = []
+        with self.recorder.transaction() as tx:
+            for r in reports:
+                order = tx.order_event(self.sid, r.client_order_id, r.to_event(), actor=self.actor)
+                if r.fill is not None:
+                    fills.append(r.fill)
+                if order.status.is_terminal:
+                    self.working.discard(order.client_order_id)
+        for f in fills:
+            self._book_fill(f)
+        if fills:
+            self._snapshot_equity(t)
+
+    def _book_fill(self, f: Fill) -> None:
+        inst = self.instruments[f.instrument_id]
+        signed = f.quantity if f.side is Side.BUY else -f.quantity
+        self.holdings[f.instrument_id] = self.holdings.get(f.instrument_id, ZERO) + signed
+        self.cash[inst.quote] = self.cash.get(inst.quote, ZERO) - signed * f.price
+        self.cash[f.fee_currency] = self.cash.get(f.fee_currency, ZERO) - f.fee
+        if inst.base in self.cash:
+            self.cash[inst.base] += signed
+        self.result.fills += 1
+        self.result.fees += f.fee
+
+    # ------------------------------------------------------------------ portfolio
+    def equity(self) -> Decimal:
+        """Cash in the quote currencies plus positions at the last marks (exact Decimal)."""
+        total = sum((v for k, v in self.cash.items() if k not in self._bases()), ZERO)
+        for iid, q in self.holdings.items():
+            if q and iid in self.marks:
+                total += q * to_decimal(self.marks[iid])
+        return total
+
+    def _bases(self) -> set[str]:
+        return {i.base for i in self.instruments.values()}
+
+    def _snapshot_equity(self, t: int) -> None:
+        self._bars_since_equity = 0
+        payload = {"equity": str(self.equity().quantize(Decimal("0.00000001"))),
+                   "positions": {k: str(v) for k, v in self.holdings.items() if v},
+                   "marks": {k: repr(v) for k, v in self.marks.items()}}
+        with self.recorder.transaction() as tx:
+            tx.append("session.equity", payload, actor=self.actor, session_id=self.sid, ts=t)
+
+    def _summary(self) -> dict[str, Any]:
+        return {"orders": self.result.orders, "fills": self.result.fills, "denied": self.result.denied,
+                "fees": str(self.result.fees), "equity": str(self.equity()),
+                "balances": {k: str(v) for k, v in self.cash.items()},
+                "positions": {k: str(v) for k, v in self.holdings.items()}}
+
+    # ------------------------------------------------------------------ control
+    def _poll(self, n: int, t: int) -> bool:
+        """Heartbeat; True if a stop was requested."""
+        if self.recorder.resuming:
+            return False
+        self.recorder.commit()
+        self.registry.update(self.sid, heartbeat=True, data_ts=t, events_processed=n)
+        return self.registry.stop_requested(self.sid)
+
+
+def _resized(intent: OrderIntent, qty: Decimal) -> OrderIntent:
+    return OrderIntent(intent.instrument_id, intent.side, qty, intent.order_type, intent.limit_price,
+                       intent.stop_price, intent.time_in_force, intent.post_only, intent.reduce_only,
+                       intent.tag)
+
+
+def config_fingerprint(config: SessionConfig) -> str:
+    """A stable text of the config, to refuse resuming with a different one."""
+    return canonical_json(config.model_dump(mode="json"))
