@@ -25,7 +25,7 @@ def _pg_available() -> bool:
             c.execute(sa.text("SELECT 1"))
         eng.dispose()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 

@@ -8,7 +8,6 @@ from lyra.core import (
     TRANSITIONS,
     Fill,
     IllegalTransition,
-    InvalidOrder,
     Liquidity,
     Order,
     OrderEvent,
