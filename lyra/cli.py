@@ -168,6 +168,7 @@ def main() -> None:
     """Entry point of the ``lyra`` console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     try:
         app()
     except LyraError as exc:  # anything a command did not handle itself

@@ -31,6 +31,7 @@ from lyra.audit.codec import (
 from lyra.audit.log import EventLog, LogTransaction
 from lyra.audit.projections import Change, ProjectedState, Projector
 from lyra.core.orders import Order, OrderEvent
+from lyra.store.engine import writer
 from lyra.store.tables import fills, orders, positions
 
 
@@ -188,7 +189,7 @@ class GroupCommit:
     @contextmanager
     def transaction(self) -> Iterator[LedgerTransaction]:
         if self._tx is None:
-            self._conn = self.ledger.log.engine.connect()
+            self._conn = writer(self.ledger.log.engine).connect()
             self._trans = self._conn.begin()
             self._tx = LedgerTransaction(self.ledger, LogTransaction(self.ledger.log, self._conn))
             self._opened = time.monotonic()

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from lyra.audit.chain import EventRecord, canonical_json, entry_hash
 from lyra.core.clock import Clock, WallClock
 from lyra.core.errors import IntegrityError, ValidationError
+from lyra.store.engine import writer
 from lyra.store.tables import audit_head, events
 
 _MAX_KIND = 64
@@ -125,7 +126,7 @@ class EventLog:
     @contextmanager
     def transaction(self) -> Iterator[LogTransaction]:
         """A transaction to append entries (and update projections) atomically."""
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             tx = LogTransaction(self, conn)
             yield tx
             tx.flush()

@@ -59,6 +59,8 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEventType], OrderStatus] = {
     # PARTIALLY_FILLED instead of ACCEPTED when something has filled.
     (S.PENDING_CANCEL, E.CANCEL_REJECT): S.ACCEPTED,
     (S.PENDING_CANCEL, E.EXPIRE): S.EXPIRED,
+    # A cancel requested before the venue answered the order, which it then refuses.
+    (S.PENDING_CANCEL, E.REJECT): S.REJECTED,
     (S.PENDING_CANCEL, E.LOSE_TRACK): S.UNKNOWN,
     # Reconciliation tells us what really happened to an order we lost track of.
     (S.UNKNOWN, E.ACCEPT): S.ACCEPTED,

@@ -32,7 +32,8 @@ def run_session(config: Any, *, quiet: bool = False) -> Any:
     settings, engine = open_engine()
     session = open_session(config, engine=engine, market_dir=settings.market_dir,
                            jsonl_path=settings.audit_dir / "events.jsonl")
-    total = len(session.feed) if hasattr(session.feed, "__len__") else None
+    feed: Any = session.feed
+    total = len(feed) if hasattr(feed, "__len__") else None
     if session.recorder.resuming:
         console.print(f"resuming {config.session_id}: re-verifying {len(session.recorder.expected)} "
                       "logged entries, then continuing")

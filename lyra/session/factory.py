@@ -51,24 +51,34 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
 
 
 def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayClock) -> Any:
-    """The pre-trade risk engine with the config's limits."""
-    from lyra.risk.engine import RiskEngine  # type: ignore[import-not-found,unused-ignore]
+    """The pre-trade risk engine with the config's limits (``[risk]`` of the session config,
+    in the shape of :class:`lyra.risk.RiskConfig`); money limits are in the first symbol's
+    quote currency unless the config says otherwise."""
+    from lyra.audit import EventLog
+    from lyra.risk.config import RiskConfig
+    from lyra.risk.engine import RiskEngine
+    from lyra.risk.state import TradingStateStore
 
-    return RiskEngine.for_session(config.risk, engine=engine, clock=clock,
-                                  account=config.session_id)
+    instruments = session_instruments(config)
+    data = dict(config.risk)
+    data.setdefault("currency", next(iter(instruments.values())).quote)
+    rcfg = RiskConfig.from_dict(data)
+    state = TradingStateStore(EventLog(engine), poll_interval_ms=rcfg.state_poll_ms)
+    return RiskEngine(rcfg, state, clock=clock, account_id=config.session_id,
+                      session_id=config.session_id, instruments=instruments)
 
 
 def risk_context(session: Session, order: Order) -> Any:
     """What the risk engine sees for one order: positions, marks, equity, balances, orders."""
     from decimal import Decimal
 
-    from lyra.risk.engine import RiskContext  # type: ignore[import-not-found,unused-ignore]
+    from lyra.risk.engine import RiskContext
 
     marks = {k: Decimal(repr(v)) for k, v in session.marks.items()}
     known = session.ledger.state.orders
     open_orders = [known[c] for c in session.working if c in known]
     return RiskContext(
-        account=session.sid,
+        account_id=session.sid,
         positions=dict(session.holdings),
         marks=marks,
         equity=session.equity(),
@@ -76,5 +86,5 @@ def risk_context(session: Session, order: Order) -> Any:
         open_orders=open_orders,
         instruments=session.instruments,
         now=session.clock.now_ms(),
-        last_data_ts=dict(session.last_data_ts),
+        last_md_ts=dict(session.last_data_ts),
     )

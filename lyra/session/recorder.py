@@ -25,6 +25,13 @@ from lyra.core.errors import IntegrityError
 from lyra.core.orders import Order, OrderEvent
 
 
+def is_operational(kind: str) -> bool:
+    """Entries that record what happened *to* a session rather than what it did (breaker
+    trips, state changes, kill switch, stop markers): written outside the session's own
+    deterministic stream, so a resume does not re-verify them."""
+    return kind == "session.stopped" or (kind.startswith("risk.") and kind != "risk.decision")
+
+
 class _Verifier:
     """Stands in for a LedgerTransaction while replaying logged entries."""
 
@@ -61,7 +68,8 @@ class SessionRecorder:
         self.session_id = session_id
         self.actor = actor
         # Resume: the entries this session logged before, in order.
-        self._expected: deque[EventRecord] = deque(ledger.log.read(session_id=session_id))
+        self._expected: deque[EventRecord] = deque(
+            r for r in ledger.log.read(session_id=session_id) if not is_operational(r.kind))
         self.replayed = 0
         self._group = ledger.group_commit(max_entries=max_entries, max_wait_s=max_wait_s)
         if self._expected:
@@ -71,13 +79,22 @@ class SessionRecorder:
     @property
     def resuming(self) -> bool:
         """True while earlier entries are being re-verified instead of written."""
+        self._skip_markers()
         return bool(self._expected)
 
     @property
     def expected(self) -> deque[EventRecord]:
         return self._expected
 
+    def _skip_markers(self) -> None:
+        # Where a run was stopped is not part of its deterministic history (a resumed run never
+        # stops while re-verifying): skip those markers.
+        while self._expected and self._expected[0].kind == "session.stopped":
+            self._expected.popleft()
+            self.replayed += 1
+
     def _match(self, kind: str, payload: Any, ts: int | None) -> EventRecord:
+        self._skip_markers()
         if not self._expected:
             raise IntegrityError(
                 f"session {self.session_id}: its log ends inside a transaction the re-run made; "
@@ -95,12 +112,13 @@ class SessionRecorder:
         return rec
 
     def peek_kind(self) -> str | None:
+        self._skip_markers()
         return self._expected[0].kind if self._expected else None
 
     @contextmanager
     def transaction(self) -> Iterator[LedgerTransaction | _Verifier]:
         """A ledger transaction (group-committed), or a verifier while resuming."""
-        if self._expected:
+        if self.resuming:
             yield _Verifier(self)
             return
         with self._group.transaction() as tx:

@@ -28,7 +28,7 @@ from lyra.audit.chain import canonical_json
 from lyra.audit.ledger import Ledger
 from lyra.audit.log import EventLog
 from lyra.core.clock import ReplayClock
-from lyra.core.enums import OrderEventType, Side
+from lyra.core.enums import OrderEventType, OrderStatus, Side
 from lyra.core.errors import ConfigError, IntegrityError, ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import Bar, MarketEvent
@@ -108,7 +108,12 @@ def build_strategy(name: str, params: Mapping[str, Any]) -> Any:
     if target is None:
         raise ConfigError("strategy", name, "unknown strategy", "known: " + ", ".join(sorted(STRATEGIES)))
     mod, cls = target.split(":")
-    return getattr(importlib.import_module(mod), cls)(dict(params))
+    try:
+        return getattr(importlib.import_module(mod), cls)(dict(params))
+    except ValidationError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"params.{exc.field}", exc.value, exc.problem, exc.hint) from None
 
 
 def session_instruments(config: SessionConfig) -> dict[str, Instrument]:
@@ -163,13 +168,27 @@ class Session:
         self.seq = 0
         self.working: set[str] = set()
         self.cash: dict[str, Decimal] = {k: to_decimal(v) for k, v in config.balances.items()}
+        for inst in self.instruments.values():  # base assets are balances too (sells need them)
+            self.cash.setdefault(inst.base, ZERO)
         self.holdings: dict[str, Decimal] = {iid: ZERO for iid in self.instruments}
+        for iid, inst in self.instruments.items():
+            if self.cash[inst.base] and not any(h for h in self.holdings.values()):
+                self.holdings[iid] = self.cash[inst.base]
         self.marks: dict[str, float] = {}
         self.last_data_ts: dict[str, int] = {}
         self.result = SessionResult(self.sid)
         self._bars_since_equity = 0
         # Venues that keep state across our restarts (live) need write-ahead commits.
         self._write_ahead = bool(getattr(broker, "survives_restart", False))
+        # Breaker hooks, only for the breakers that are switched on (they cost per bar/fill,
+        # and a trip writes to the database, so the open batch is committed first).
+        b = getattr(getattr(risk, "config", None), "breakers", None)
+        self._fill_hooks = b is not None and any(
+            getattr(b, k) is not None for k in ("daily_loss_limit", "daily_loss_pct", "max_drawdown_pct",
+                                                "max_consecutive_losses"))
+        self._bar_hooks = b is not None and any(
+            getattr(b, k) is not None for k in ("vol_spike_ratio", "stale_after_ms"))
+        self._realized: dict[str, Decimal] = {}
 
     # ------------------------------------------------------------------ the loop
     def run(self, *, max_events: int | None = None, on_progress: Callable[[int], None] | None = None
@@ -205,6 +224,9 @@ class Session:
                 if isinstance(ev, Bar):
                     marks[iid] = ev.close
                     self.last_data_ts[iid] = t
+                    if self._bar_hooks and not self.recorder.resuming:
+                        self.recorder.commit()
+                        self.risk.on_bar(iid, t, ev.close)  # type: ignore[union-attr]
                     intents = strategies[iid].on_bar(ev)
                     if intents:
                         if not fed:  # the venue must know the price the strategy saw
@@ -225,7 +247,8 @@ class Session:
                         on_progress(n)
             # Let orders still in flight finish against the last data (latency, next-bar fills).
             self._drain(clock.now_ms())
-            self._snapshot_equity(clock.now_ms())
+            if not stopped:  # a stop is an operational marker: it must not add state entries
+                self._snapshot_equity(clock.now_ms())
             status = "stopped" if stopped else "finished"
             with self.recorder.transaction() as tx:
                 tx.append(f"session.{status}", self._summary(), actor=self.actor, session_id=self.sid,
@@ -274,6 +297,7 @@ class Session:
             self.result.orders += 1
             if not decision.approved:
                 self.result.denied += 1
+                self._sync_strategy(intent.instrument_id)
                 continue
             self.working.add(cid)
             if self._write_ahead:
@@ -311,6 +335,7 @@ class Session:
         if not reports:
             return
         fills: list[Fill] = []
+        unfilled: list[str] = []
         with self.recorder.transaction() as tx:
             for r in reports:
                 order = tx.order_event(self.sid, r.client_order_id, r.to_event(), actor=self.actor)
@@ -318,10 +343,27 @@ class Session:
                     fills.append(r.fill)
                 if order.status.is_terminal:
                     self.working.discard(order.client_order_id)
+                    if order.status is not OrderStatus.FILLED:
+                        unfilled.append(order.instrument_id)
         for f in fills:
             self._book_fill(f)
+        for iid in unfilled:
+            self._sync_strategy(iid)
         if fills:
             self._snapshot_equity(t)
+            if self._fill_hooks and not self.recorder.resuming:
+                self._feed_breakers(fills, t)
+
+    def _feed_breakers(self, fills: list[Fill], t: int) -> None:
+        self.recorder.commit()
+        positions = self.ledger.state.positions
+        for f in fills:
+            pos = positions.get((self.sid, f.instrument_id))
+            total = pos.realized_pnl if pos is not None else ZERO
+            realized = total - self._realized.get(f.instrument_id, ZERO)
+            self._realized[f.instrument_id] = total
+            self.risk.on_fill(f.ts, realized, f.fee)  # type: ignore[union-attr]
+        self.risk.on_equity(t, self.equity())  # type: ignore[union-attr]
 
     def _book_fill(self, f: Fill) -> None:
         inst = self.instruments[f.instrument_id]
@@ -329,10 +371,18 @@ class Session:
         self.holdings[f.instrument_id] = self.holdings.get(f.instrument_id, ZERO) + signed
         self.cash[inst.quote] = self.cash.get(inst.quote, ZERO) - signed * f.price
         self.cash[f.fee_currency] = self.cash.get(f.fee_currency, ZERO) - f.fee
-        if inst.base in self.cash:
-            self.cash[inst.base] += signed
+        self.cash[inst.base] = self.cash.get(inst.base, ZERO) + signed
         self.result.fills += 1
         self.result.fees += f.fee
+
+    def _sync_strategy(self, instrument_id: str) -> None:
+        """After an order did not (fully) happen, the strategy's idea of its position follows
+        the real one, so it does not act on a position it never got."""
+        st = self.strategies.get(instrument_id)
+        if st is None or not hasattr(st, "target_position"):
+            return
+        q = self.holdings.get(instrument_id, ZERO)
+        st.target_position = (q > 0) - (q < 0)
 
     # ------------------------------------------------------------------ portfolio
     def equity(self) -> Decimal:

@@ -59,7 +59,18 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads begin DEFERRED (they never block writers in WAL mode); writers that read
+        # before they write use ``writer(engine)`` and take the write lock up front, so two
+        # processes queue up instead of failing half-way with "database is locked".
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine, for transactions that read then write (BEGIN IMMEDIATE on SQLite)."""
+    if engine.url.get_backend_name() == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -63,8 +63,9 @@ orders = Table(
 fills = Table(
     "fills",
     metadata,
+    # Venue fill ids are unique per venue order stream, not across sessions: key on both.
     Column("fill_id", String(96), primary_key=True),
-    Column("client_order_id", String(64), nullable=False),
+    Column("client_order_id", String(64), primary_key=True),
     Column("session_id", String(64), nullable=False),
     Column("instrument_id", String(96), nullable=False),
     Column("side", String(8), nullable=False),

@@ -64,7 +64,7 @@ def upgrade() -> None:
     op.create_table(
         "fills",
         sa.Column("fill_id", sa.String(96), primary_key=True),
-        sa.Column("client_order_id", sa.String(64), nullable=False),
+        sa.Column("client_order_id", sa.String(64), primary_key=True),
         sa.Column("session_id", sa.String(64), nullable=False),
         sa.Column("instrument_id", sa.String(96), nullable=False),
         sa.Column("side", sa.String(8), nullable=False),
