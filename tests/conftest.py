@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from lyra.feeds import MarketStore, import_file
 from lyra.store import create_engine_for, upgrade
 
 PG_ADMIN_URL = os.environ.get("LYRA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -83,3 +85,32 @@ def lyra_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("LYRA_HOME", str(home))
     return home
+
+
+# Sessions: a LYRA_HOME with the shipped Coinbase BTC/USD hourly data imported ------------
+
+
+@pytest.fixture(scope="session")
+def market_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The market store with the shipped Coinbase 1h file, imported once per test run."""
+    root = tmp_path_factory.mktemp("market-template")
+    import_file(REPO / "data" / "ohlcv" / "coinbase_BTC-USD_1h.csv.gz", store=MarketStore(root))
+    return root
+
+
+@pytest.fixture
+def session_home(tmp_path: Path, market_template: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+                 ) -> Iterator[dict[str, object]]:
+    """LYRA_HOME (market data in place), the migrated database, the environment to run `lyra`."""
+    home = tmp_path / "home"
+    shutil.copytree(market_template, home / "market")
+    (home / "audit").mkdir(parents=True)
+    engine = create_engine_for(db_url)
+    upgrade(engine)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LYRA_") or k == "LYRA_TEST_PG_URL"}
+    env.update(LYRA_HOME=str(home), LYRA_DATABASE_URL=db_url)
+    for k, v in env.items():
+        if k.startswith("LYRA_"):
+            monkeypatch.setenv(k, v)
+    yield {"home": home, "engine": engine, "env": env, "db_url": db_url}
+    engine.dispose()

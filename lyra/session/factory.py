@@ -45,12 +45,13 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
     broker = PaperBroker(instruments.values(), clock, dict(config.balances), fees=fees,
                          latency=LatencyModel(config.latency_ms, config.latency_ms))
     if risk is None:
-        risk = default_risk_engine(config, engine, clock)
+        risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
     return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
                    clock=clock, jsonl_path=jsonl_path, risk_context=risk_context)
 
 
-def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayClock) -> Any:
+def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayClock,
+                        jsonl_path: Path | None = None) -> Any:
     """The pre-trade risk engine with the config's limits (``[risk]`` of the session config,
     in the shape of :class:`lyra.risk.RiskConfig`); money limits are in the first symbol's
     quote currency unless the config says otherwise."""
@@ -63,7 +64,7 @@ def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayCloc
     data = dict(config.risk)
     data.setdefault("currency", next(iter(instruments.values())).quote)
     rcfg = RiskConfig.from_dict(data)
-    state = TradingStateStore(EventLog(engine), poll_interval_ms=rcfg.state_poll_ms)
+    state = TradingStateStore(EventLog(engine, jsonl_path), poll_interval_ms=rcfg.state_poll_ms)
     return RiskEngine(rcfg, state, clock=clock, account_id=config.session_id,
                       session_id=config.session_id, instruments=instruments)
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from lyra.audit import read_tables, replay, state_as_rows, verify
 from lyra.core import ConfigError
 from lyra.session.factory import open_session
-from tests.integration.session.conftest import demo_config
+from lyra.testing.sessions import demo_config
 
 
 def run(cfg, h, **kw):
