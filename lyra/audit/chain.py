@@ -16,8 +16,7 @@ GENESIS_HASH = "0" * 64
 
 def canonical_json(payload: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces, Decimals as strings."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_json_default,
-                      ensure_ascii=False)
+    return _ENCODER.encode(payload)
 
 
 def _json_default(o: object) -> object:
@@ -26,6 +25,11 @@ def _json_default(o: object) -> object:
     if hasattr(o, "value") and isinstance(getattr(o, "value", None), str):  # enums
         return o.value
     raise TypeError(f"cannot put {type(o).__name__} into an event payload")
+
+
+# One encoder for every entry: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default,
+                            ensure_ascii=False)
 
 
 def entry_hash(seq: int, ts: int, actor: str, kind: str, session_id: str, payload: str,

@@ -59,10 +59,9 @@ class LedgerTransaction:
         """Record a new order (state INITIALIZED); returns the ledger's copy to work with."""
         rec = self.log_tx.append(ORDER_CREATED, order_created_payload(order), actor=actor,
                                  session_id=session_id, ts=order.created_ts)
-        change = self._ledger.projector.apply(rec)
-        assert change is not None
-        assert change.order is not None
+        change = self._ledger.projector.created(order, session_id, rec.seq, rec.ts)
         self._write(change, rec.seq)
+        assert change.order is not None
         return change.order
 
     def order_event(self, session_id: str, client_order_id: str, event: OrderEvent, *,
@@ -70,10 +69,9 @@ class LedgerTransaction:
         """Record an order event (submit, accept, fill...); returns the updated order."""
         rec = self.log_tx.append(order_event_kind(event.type), order_event_payload(client_order_id, event),
                                  actor=actor, session_id=session_id, ts=event.ts)
-        change = self._ledger.projector.apply(rec)
-        assert change is not None
-        assert change.order is not None
+        change = self._ledger.projector.event(client_order_id, event, session_id, rec.seq, rec.ts)
         self._write(change, rec.seq)
+        assert change.order is not None
         return change.order
 
     def _write(self, ch: Change, seq: int) -> None:

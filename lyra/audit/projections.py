@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lyra.audit.chain import EventRecord
 from lyra.audit.codec import ORDER_CREATED, ORDER_EVENT_PREFIX, order_event_from_payload, order_from_created
 from lyra.core.errors import IntegrityError
-from lyra.core.orders import Fill, Order
+from lyra.core.orders import Fill, Order, OrderEvent
 from lyra.core.positions import Position
 
 
@@ -47,37 +47,49 @@ class Projector:
         self.state = state or ProjectedState()
 
     def apply(self, rec: EventRecord) -> Change | None:
-        st = self.state
-        st.last_seq = rec.seq
-        st.last_ts = rec.ts
+        """Apply one stored entry (parsing its payload)."""
         kind = rec.kind
         if kind == ORDER_CREATED:
-            order = order_from_created(rec.data())
-            if order.client_order_id in st.orders:
-                raise IntegrityError(f"entry {rec.seq}: order {order.client_order_id} created twice")
-            st.orders[order.client_order_id] = order
-            st.order_sessions[order.client_order_id] = rec.session_id
-            return Change(order=order, session_id=rec.session_id)
+            return self.created(order_from_created(rec.data()), rec.session_id, rec.seq, rec.ts)
         if kind.startswith(ORDER_EVENT_PREFIX):
             p = rec.data()
-            cid = p["client_order_id"]
-            existing = st.orders.get(cid)
-            if existing is None:
-                raise IntegrityError(f"entry {rec.seq}: event for unknown order {cid}")
-            ev = order_event_from_payload(kind, p)
-            existing.apply(ev)
-            change = Change(order=existing, session_id=rec.session_id)
-            if ev.fill is not None:
-                key = (rec.session_id, ev.fill.instrument_id)
-                pos = st.positions.get(key)
-                if pos is None:
-                    pos = st.positions[key] = Position(ev.fill.instrument_id)
-                pos.apply(ev.fill)
-                st.fills.append((rec.session_id, ev.fill))
-                change.fill = ev.fill
-                change.position = pos
-            return change
+            return self.event(p["client_order_id"], order_event_from_payload(kind, p), rec.session_id,
+                              rec.seq, rec.ts)
+        self.state.last_seq = rec.seq
+        self.state.last_ts = rec.ts
         return None  # other kinds (risk decisions, logins...) change no projection here
+
+    def created(self, order: Order, session_id: str, seq: int, ts: int) -> Change:
+        """A new order (the live path hands the object itself: no JSON round trip)."""
+        st = self.state
+        if order.client_order_id in st.orders:
+            raise IntegrityError(f"entry {seq}: order {order.client_order_id} created twice")
+        st.orders[order.client_order_id] = order
+        st.order_sessions[order.client_order_id] = session_id
+        st.last_seq = seq
+        st.last_ts = ts
+        return Change(order=order, session_id=session_id)
+
+    def event(self, cid: str, ev: OrderEvent, session_id: str, seq: int, ts: int) -> Change:
+        """An order event: moves the order and, for fills, the position."""
+        st = self.state
+        existing = st.orders.get(cid)
+        if existing is None:
+            raise IntegrityError(f"entry {seq}: event for unknown order {cid}")
+        existing.apply(ev)
+        st.last_seq = seq
+        st.last_ts = ts
+        change = Change(order=existing, session_id=session_id)
+        if ev.fill is not None:
+            key = (session_id, ev.fill.instrument_id)
+            pos = st.positions.get(key)
+            if pos is None:
+                pos = st.positions[key] = Position(ev.fill.instrument_id)
+            pos.apply(ev.fill)
+            st.fills.append((session_id, ev.fill))
+            change.fill = ev.fill
+            change.position = pos
+        return change
 
 
 def replay(records: Iterable[EventRecord]) -> ProjectedState:

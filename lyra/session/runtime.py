@@ -206,45 +206,61 @@ class Session:
                 tx.append("session.started", {"config": self.config.model_dump(mode="json")},
                           actor=self.actor, session_id=self.sid, ts=self.clock.now_ms())
         tf = self.tf_ms
-        clock = self.clock
+        advance = self.clock.advance_to
         strategies = self.strategies
         marks = self.marks
+        last_data_ts = self.last_data_ts
+        working = self.working
+        broker_on_market = self.broker.on_market
+        equity_every = self.config.equity_every
+        since_equity = self._bars_since_equity
+        bar_hooks = self._bar_hooks
         n = 0
         next_poll = time.monotonic() + POLL_INTERVAL_S
         stopped = False
         try:
+            # The hot loop: a bar that changes nothing costs a clock step, two dict stores and
+            # the strategy's O(1) update. Everything else happens only when there is work.
             for ev in self.feed:
-                t = ev.ts + tf if isinstance(ev, Bar) else ev.ts
-                clock.advance_to(t)
+                n += 1
                 iid = ev.instrument_id
-                fed = bool(self.working)
-                if fed:
-                    self.broker.on_market(ev)
-                    self._drain(t)
-                if isinstance(ev, Bar):
+                if type(ev) is Bar:
+                    t = ev.ts + tf
+                    advance(t)
+                    fed = bool(working)
+                    if fed:
+                        broker_on_market(ev)
+                        self._drain(t)
                     marks[iid] = ev.close
-                    self.last_data_ts[iid] = t
-                    if self._bar_hooks and not self.recorder.resuming:
+                    last_data_ts[iid] = t
+                    if bar_hooks and not self.recorder.resuming:
                         self.recorder.commit()
                         self.risk.on_bar(iid, t, ev.close)  # type: ignore[union-attr]
                     intents = strategies[iid].on_bar(ev)
                     if intents:
                         if not fed:  # the venue must know the price the strategy saw
-                            self.broker.on_market(ev)
+                            broker_on_market(ev)
                         self._submit(intents, t)
-                    self._bars_since_equity += 1
-                    if self._bars_since_equity >= self.config.equity_every:
+                    since_equity += 1
+                    if since_equity >= equity_every:
                         self._snapshot_equity(t)
-                n += 1
+                        since_equity = 0
+                else:
+                    t = ev.ts
+                    advance(t)
+                    if working:
+                        broker_on_market(ev)
+                        self._drain(t)
                 if max_events is not None and n >= max_events:
                     break
-                if n & 1023 == 0 and time.monotonic() >= next_poll:
+                if not n & 1023 and time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + POLL_INTERVAL_S
                     if self._poll(n, t):
                         stopped = True
                         break
                     if on_progress is not None:
                         on_progress(n)
+            clock = self.clock
             # Let orders still in flight finish against the last data (latency, next-bar fills).
             self._drain(clock.now_ms())
             if not stopped:  # a stop is an operational marker: it must not add state entries
@@ -349,10 +365,8 @@ class Session:
             self._book_fill(f)
         for iid in unfilled:
             self._sync_strategy(iid)
-        if fills:
-            self._snapshot_equity(t)
-            if self._fill_hooks and not self.recorder.resuming:
-                self._feed_breakers(fills, t)
+        if fills and self._fill_hooks and not self.recorder.resuming:
+            self._feed_breakers(fills, t)
 
     def _feed_breakers(self, fills: list[Fill], t: int) -> None:
         self.recorder.commit()
@@ -397,7 +411,6 @@ class Session:
         return {i.base for i in self.instruments.values()}
 
     def _snapshot_equity(self, t: int) -> None:
-        self._bars_since_equity = 0
         payload = {"equity": str(self.equity().quantize(Decimal("0.00000001"))),
                    "positions": {k: str(v) for k, v in self.holdings.items() if v},
                    "marks": {k: repr(v) for k, v in self.marks.items()}}
