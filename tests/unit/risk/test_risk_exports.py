@@ -18,6 +18,10 @@ EXPECTED = {
     "kelly_fraction_from_returns", "kupiec_pof", "kupiec_test", "min_historical_obs",
     "monte_carlo_var", "normal_var", "risk_contributions", "risk_parity_weights", "true_range",
     "value_at_risk", "volatility_target_leverage", "wilder_atr",
+    # the trading side: engine, checks config, breakers, shared state, kill switch
+    "AccountLimits", "BreakerConfig", "BreakerTrip", "CircuitBreakers", "ExposureBook", "KillRequest", "KillSwitch",
+    "Limits", "RiskConfig", "RiskContext", "RiskDecision", "RiskEngine", "ScopeState", "TradingState",
+    "TradingStateStore", "flatten_intents",
 }  # fmt: skip
 
 
@@ -28,11 +32,23 @@ def test_exported_names_are_pinned():
 
 
 def test_risk_has_no_io_dependencies():
-    """lyra.risk is pure numerics: importing it pulls in no database, broker or UI code."""
+    """Importing lyra.risk pulls in no database, broker or UI code: the database-bound
+    TradingStateStore and KillSwitch load on first use."""
     code = (
         "import sys, lyra.risk; bad = [m for m in sys.modules if m.split('.')[0] in "
         "('sqlalchemy', 'ccxt', 'panel', 'aiohttp', 'vectorbt') or m.startswith('lyra.store')"
         " or m.startswith('lyra.execution')]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_database_bound_names_load_on_first_use():
+    code = (
+        "import sys, lyra.risk; assert 'sqlalchemy' not in sys.modules; "
+        "from lyra.risk import KillSwitch, TradingStateStore; "
+        "assert KillSwitch.__module__ == 'lyra.risk.killswitch'; "
+        "assert TradingStateStore.__module__ == 'lyra.risk.state'; assert 'sqlalchemy' in sys.modules"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,636 @@
+"""The auth service: users, login (password -> TOTP -> tokens), sessions, API keys, events.
+
+It wires the pure logic of :mod:`lyra.auth` to the database (:mod:`lyra.auth.repository`) and
+appends every auth event to the event log (``auth.login_ok``, ``auth.login_failed``,
+``auth.mfa_ok``, ``auth.token_reuse``, ``auth.apikey_created``, ``auth.role_changed``,
+``auth.lockout``...). Payloads are :class:`~lyra.auth.policy.AuthEvent` dicts, built so no
+password, token, key or seed can get in.
+
+>>> svc = AuthService.from_settings(load_settings())            # doctest: +SKIP
+>>> enrol = svc.add_user("alice", "a long passphrase here", "trader", actor="admin")
+>>> challenge = svc.login_password("alice", "a long passphrase here", client="127.0.0.1")
+>>> pair = svc.login_mfa(challenge.ticket, "123456", client="127.0.0.1")
+
+Failures say as little as possible: a wrong username, a wrong password and a locked account
+all raise :class:`LoginFailed` / :class:`~lyra.auth.policy.LoginThrottled` with messages that
+are the same whether or not the account exists, and unknown users cost one PBKDF2 run too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from sqlalchemy.engine import Engine
+
+from lyra.audit import EventLog
+from lyra.auth._util import Clock, aware, sha256_hex, utc_now
+from lyra.auth.apikeys import ApiKeyManager, ApiKeyRecord, InvalidApiKey, NewApiKey
+from lyra.auth.passwords import (
+    PBKDF2_ITERATIONS,
+    PasswordRejected,
+    check_password_policy,
+    dummy_verify,
+    hash_password,
+    verify_and_update,
+)
+from lyra.auth.permissions import Action, PermissionDenied, Principal, Role, parse_role
+from lyra.auth.policy import (
+    DEFAULT_LOCKOUT,
+    DEFAULT_SESSION_POLICY,
+    AuthEvent,
+    AuthEventKind,
+    LockoutPolicy,
+    LoginAttempts,
+    LoginThrottled,
+    RateLimiter,
+    SessionPolicy,
+    SessionStatus,
+    SessionTimes,
+    is_locked,
+    lock_remaining,
+    record_failure,
+    session_status,
+    validate_username,
+)
+from lyra.auth.repository import (
+    DbApiKeyRepository,
+    DbRefreshTokenStore,
+    DbUserStore,
+    SecretBox,
+    UserRecord,
+    to_ms,
+)
+from lyra.auth.tokens import (
+    REFRESH_PREFIX,
+    AccessClaims,
+    InvalidToken,
+    RefreshTokenReused,
+    TokenConfig,
+    TokenPair,
+    TokenService,
+    generate_signing_key,
+    load_signing_key,
+    validate_signing_key,
+)
+from lyra.auth.totp import (
+    consume_recovery_code,
+    generate_recovery_codes,
+    generate_totp_secret,
+    hash_recovery_codes,
+    provisioning_uri,
+    verify_totp,
+)
+from lyra.core.errors import ConfigError, LyraError, ValidationError
+
+log = logging.getLogger(__name__)
+
+MFA_TICKET_TTL = timedelta(minutes=5)
+#: last_seen is written at most this often per session (one write per request is wasteful).
+TOUCH_RESOLUTION = timedelta(seconds=30)
+_MFA_TYP = "mfa+jwt"
+_MFA_AUD = "lyra-mfa"
+#: Event-log kind names; the rest are ``auth.<AuthEventKind value>``.
+_KIND_NAMES = {
+    AuthEventKind.ACCOUNT_LOCKED: "auth.lockout",
+    AuthEventKind.KEY_CREATED: "auth.apikey_created",
+    AuthEventKind.KEY_ROTATED: "auth.apikey_rotated",
+    AuthEventKind.KEY_REVOKED: "auth.apikey_revoked",
+    AuthEventKind.KEY_REJECTED: "auth.apikey_rejected",
+}
+GENERIC_LOGIN_ERROR = "username, password or code not accepted"
+
+
+def event_kind(kind: AuthEventKind) -> str:
+    """The event-log ``kind`` for an auth event (``auth.login_ok``, ``auth.lockout``...)."""
+    return _KIND_NAMES.get(kind, f"auth.{kind.value}")
+
+
+class LoginFailed(LyraError):
+    """A login step failed. The message never says which part was wrong."""
+
+    def __init__(self) -> None:
+        super().__init__(GENERIC_LOGIN_ERROR)
+
+
+@dataclass(frozen=True)
+class MfaChallenge:
+    """Password accepted; the ``ticket`` (short-lived, signed) must come back with a code."""
+
+    ticket: str = field(repr=False)
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new second factor: show it to the user once. Secrets are kept out of the repr."""
+
+    username: str
+    role: Role
+    totp_secret: str = field(repr=False)
+    provisioning_uri: str = field(repr=False)
+    recovery_codes: tuple[str, ...] = field(repr=False)
+
+
+def load_key_from_settings(home: Path, jwt_secret: str | None, *, demo: bool) -> bytes:
+    """The signing key: ``settings.jwt_secret``, else ``$LYRA_HOME/secrets/jwt.key`` (0600).
+
+    Demo mode creates and stores a random key when there is none. Outside demo mode a
+    missing or weak key is a :class:`~lyra.core.errors.ConfigError` (``lyra serve`` stops).
+    """
+    if jwt_secret:
+        return validate_signing_key(jwt_secret, demo=demo)
+    path = home / "secrets" / "jwt.key"
+    if not path.exists() and demo:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(generate_signing_key())
+    if not path.exists():
+        raise ConfigError(
+            "jwt_secret",
+            None,
+            f"no signing key: set LYRA_JWT_SECRET or create {path} (mode 0600)",
+            "python -c 'from lyra.auth import generate_signing_key as g; print(g())' > "
+            f"{path} && chmod 600 {path}  (or use --demo)",
+        )
+    return load_signing_key(path, demo=demo)
+
+
+def _derive(key: bytes, label: str) -> bytes:
+    return hmac.new(key, b"lyra-derive:" + label.encode(), "sha256").digest()
+
+
+class AuthService:
+    """Everything a login server or the CLI needs, over one database and one event log."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        signing_key: bytes | str,
+        event_log: EventLog,
+        secret_box: SecretBox,
+        clock: Clock = utc_now,
+        lockout: LockoutPolicy = DEFAULT_LOCKOUT,
+        session_policy: SessionPolicy = DEFAULT_SESSION_POLICY,
+        iterations: int = PBKDF2_ITERATIONS,
+        per_client_logins: int = 30,
+        demo: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.users = DbUserStore(engine)
+        self.sessions = DbRefreshTokenStore(engine)
+        self.keys_repo = DbApiKeyRepository(engine)
+        self.event_log = event_log
+        self.box = secret_box
+        self.clock = clock
+        self.lockout = lockout
+        self.session_policy = session_policy
+        self.iterations = iterations
+        self.token_config = TokenConfig(
+            key=signing_key,
+            refresh_ttl=session_policy.idle_timeout,
+            session_max_age=session_policy.absolute_lifetime,
+            demo=demo,
+        )
+        self.tokens = TokenService(
+            self.token_config, self.sessions, clock=clock, role_of=self.users.role_of, check_session=False
+        )
+        self.api_keys = ApiKeyManager(self.keys_repo, clock=clock, role_of=self.users.role_of)
+        self.client_limiter = RateLimiter(per_client_logins, timedelta(minutes=1))
+        self._mfa_key = _derive(self.token_config.secret, "mfa-ticket")
+        self._touched: dict[str, datetime] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Any,
+        *,
+        engine: Engine | None = None,
+        create_totp_key: bool = True,
+        need_signing_key: bool = True,
+        **kwargs: Any,
+    ) -> AuthService:
+        """Build from :class:`lyra.settings.Settings` (key file, TOTP key, event log).
+
+        ``need_signing_key=False`` (the user/API-key CLI, which never issues tokens) uses a
+        throwaway key when none is configured instead of refusing.
+        """
+        from lyra.store import create_engine_for
+
+        eng = engine or create_engine_for(settings.db_url)
+        try:
+            key = load_key_from_settings(settings.home, settings.jwt_secret, demo=settings.demo)
+        except ConfigError:
+            if need_signing_key:
+                raise
+            key = generate_signing_key().encode()
+        # A fresh installation gets its TOTP encryption key on first use (nothing to decrypt yet).
+        box = SecretBox.from_file(settings.home / "secrets" / "totp.key", create=True)
+        events = EventLog(eng, settings.audit_dir / "events.jsonl")
+        return cls(eng, signing_key=key, event_log=events, secret_box=box, demo=settings.demo, **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+
+    def now(self) -> datetime:
+        """The service clock (aware UTC)."""
+        return aware(self.clock())
+
+    def emit(self, kind: AuthEventKind, subject: str, *, actor: str | None = None, **detail: Any) -> None:
+        """Append one auth event to the event log (and a one-line log record without detail)."""
+        at = self.now()
+        event = AuthEvent(kind, subject, {k: v for k, v in detail.items() if v is not None}, at=at)
+        name = event_kind(event.kind)
+        self.event_log.append(name, event.to_dict(), actor=actor or event.subject, ts=to_ms(at))
+        log.info("%s subject=%s", name, event.subject)
+
+    def signing_secret(self) -> bytes:
+        """The validated signing key (for the Panel-side check in the same installation)."""
+        return self.token_config.secret
+
+    # ------------------------------------------------------------------ users
+
+    def _new_factor(self, username: str) -> tuple[str, str, list[str]]:
+        secret = generate_totp_secret()
+        return secret, provisioning_uri(secret, username), generate_recovery_codes()
+
+    def add_user(self, username: str, password: str, role: Role | str, *, actor: str) -> Enrolment:
+        """Create an account with a TOTP second factor; returns what to show the user once."""
+        name = validate_username(username)
+        parsed_role = parse_role(role)
+        check_password_policy(password, username=name)
+        secret, uri, codes = self._new_factor(name)
+        at = self.now()
+        self.users.add(
+            UserRecord(
+                username=name,
+                role=parsed_role,
+                password_hash=hash_password(password, iterations=self.iterations),
+                totp_secret_enc=self.box.encrypt(secret),
+                totp_last_step=None,
+                recovery_hashes=tuple(hash_recovery_codes(codes)),
+                locked=False,
+                failed_attempts=0,
+                disabled=False,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        self.emit(AuthEventKind.USER_CREATED, name, actor=actor, role=parsed_role.value)
+        return Enrolment(name, parsed_role, secret, uri, tuple(codes))
+
+    def _require_user(self, username: str) -> UserRecord:
+        user = self.users.get(validate_username(username))
+        if user is None:
+            raise ValidationError("username", username, "no such user")
+        return user
+
+    def set_role(self, username: str, role: Role | str, *, actor: str) -> None:
+        """Change a user's role; their sessions end so the change applies at once."""
+        user = self._require_user(username)
+        new = parse_role(role)
+        self.users.update(user.username, self.now(), role=new.value)
+        self.tokens.logout_everywhere(user.username)
+        self.emit(
+            AuthEventKind.ROLE_CHANGED,
+            user.username,
+            actor=actor,
+            old_role=user.role.value,
+            new_role=new.value,
+        )
+
+    def reset_mfa(self, username: str, *, actor: str) -> Enrolment:
+        """Replace a user's TOTP secret and recovery codes; their sessions end."""
+        user = self._require_user(username)
+        secret, uri, codes = self._new_factor(user.username)
+        self.users.update(
+            user.username,
+            self.now(),
+            totp_secret_enc=self.box.encrypt(secret),
+            totp_last_step=None,
+            recovery_hashes=hash_recovery_codes(codes),
+        )
+        self.tokens.logout_everywhere(user.username)
+        self.emit(AuthEventKind.MFA_RESET, user.username, actor=actor)
+        return Enrolment(user.username, user.role, secret, uri, tuple(codes))
+
+    def lock(self, username: str, *, actor: str) -> None:
+        """Admin lock: no login until unlocked; every session ends now."""
+        user = self._require_user(username)
+        self.users.update(user.username, self.now(), locked=True)
+        self.tokens.logout_everywhere(user.username)
+        self.emit(AuthEventKind.ACCOUNT_LOCKED, user.username, actor=actor, reason="admin lock")
+
+    def unlock(self, username: str, *, actor: str) -> None:
+        """Lift an admin lock and any failed-login lock."""
+        user = self._require_user(username)
+        self.users.update(user.username, self.now(), locked=False)
+        self.users.save_attempts(self.users.attempt_key(user.username), LoginAttempts())
+        self.emit(AuthEventKind.ACCOUNT_UNLOCKED, user.username, actor=actor)
+
+    def list_users(self) -> list[UserRecord]:
+        """Every account."""
+        return self.users.list()
+
+    # ------------------------------------------------------------------ login
+
+    def _throttle(self, key: str, subject: str, client: str, at: datetime) -> LoginAttempts:
+        state = self.users.attempts(key)
+        if is_locked(state, at):
+            self.emit(AuthEventKind.LOGIN_THROTTLED, subject, reason="account locked", client=client)
+            raise LoginThrottled("account locked", lock_remaining(state, at))
+        if not self.client_limiter.hit(client, at):
+            self.emit(AuthEventKind.LOGIN_THROTTLED, subject, reason="client rate limit", client=client)
+            raise LoginThrottled("client rate limit", self.client_limiter.retry_after(client, at))
+        return state
+
+    def _fail(
+        self,
+        kind: AuthEventKind,
+        key: str,
+        state: LoginAttempts,
+        subject: str,
+        client: str,
+        reason: str,
+        at: datetime,
+        user: UserRecord | None,
+    ) -> LoginFailed:
+        after = record_failure(state, at, self.lockout)
+        self.users.save_attempts(key, after)
+        if user is not None:
+            self.users.count_failure(user.username)
+        self.emit(kind, subject, reason=reason, client=client, failures=len(after.failures))
+        if not is_locked(state, at) and is_locked(after, at):
+            self.emit(
+                AuthEventKind.ACCOUNT_LOCKED,
+                subject,
+                reason="too many failures",
+                client=client,
+                locked_until=after.locked_until,
+            )
+        return LoginFailed()
+
+    def login_password(self, username: str, password: str, *, client: str = "unknown") -> MfaChallenge:
+        """Step 1: check the password. Returns an MFA challenge, or raises LoginFailed /
+        LoginThrottled (same messages whether or not the user exists) / ValidationError for
+        input that could never be a username (the message never echoes it)."""
+        at = self.now()
+        typed = username if isinstance(username, str) else ""
+        try:
+            name = validate_username(typed)
+        except ValidationError as exc:
+            self.emit(AuthEventKind.LOGIN_FAILED, "<invalid>", reason="malformed username", client=client)
+            raise exc from None
+        key = self.users.attempt_key(name)
+        state = self._throttle(key, name, client, at)
+        user = self.users.get(name)
+        if user is None or user.locked or user.disabled:
+            dummy_verify(password, iterations=self.iterations)
+            raise self._fail(
+                AuthEventKind.LOGIN_FAILED, key, state, name, client, "bad credentials", at, user
+            )
+        ok, new_hash = verify_and_update(password, user.password_hash, iterations=self.iterations)
+        if not ok:
+            raise self._fail(
+                AuthEventKind.LOGIN_FAILED, key, state, name, client, "bad credentials", at, user
+            )
+        if new_hash is not None:
+            self.users.update(name, at, password_hash=new_hash)
+            self.emit(AuthEventKind.PASSWORD_CHANGED, name, reason="rehashed at a higher cost")
+        exp = at + MFA_TICKET_TTL
+        ticket = jwt.encode(
+            {
+                "sub": name,
+                "aud": _MFA_AUD,
+                "iat": int(at.timestamp()),
+                "exp": int(exp.timestamp()),
+                "jti": secrets.token_urlsafe(12),
+            },
+            self._mfa_key,
+            algorithm="HS256",
+            headers={"typ": _MFA_TYP},
+        )
+        return MfaChallenge(ticket, exp)
+
+    def _ticket_subject(self, ticket: str, at: datetime) -> str | None:
+        if not isinstance(ticket, str) or len(ticket) > 1024:
+            return None
+        try:
+            decoded = jwt.api_jwt.decode_complete(
+                ticket,
+                self._mfa_key,
+                algorithms=["HS256"],
+                audience=_MFA_AUD,
+                options={
+                    "require": ["sub", "exp", "iat", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },  # times are checked below on the service clock
+            )
+        except jwt.PyJWTError:
+            return None
+        if decoded["header"].get("typ") != _MFA_TYP or int(decoded["payload"]["exp"]) <= at.timestamp():
+            return None
+        sub = decoded["payload"]["sub"]
+        return sub if isinstance(sub, str) else None
+
+    def login_mfa(self, ticket: str, code: str, *, client: str = "unknown") -> TokenPair:
+        """Step 2: a TOTP code (or a recovery code) for the ticket; returns the session tokens.
+        A code is accepted once (replay protection is an atomic database update)."""
+        at = self.now()
+        name = self._ticket_subject(ticket, at)
+        if name is None:
+            self.emit(AuthEventKind.MFA_FAILED, "<invalid>", reason="bad or expired ticket", client=client)
+            raise LoginFailed()
+        key = self.users.attempt_key(name)
+        state = self._throttle(key, name, client, at)
+        user = self.users.get(name)
+        if user is None or user.locked or user.disabled or user.totp_secret_enc is None:
+            raise self._fail(AuthEventKind.MFA_FAILED, key, state, name, client, "no usable factor", at, user)
+        text = code.strip() if isinstance(code, str) else ""
+        factor = "totp"
+        if len(text) > 64:
+            accepted = False
+        elif "-" in text or len(text) > 8:
+            factor = "recovery_code"
+            remaining = consume_recovery_code(text, user.recovery_hashes)
+            accepted = remaining is not None and self.users.replace_recovery_hashes(
+                name, user.recovery_hashes, remaining or [], at
+            )
+        else:
+            secret = self.box.decrypt(user.totp_secret_enc)
+            step = verify_totp(secret, text, now=at, last_used_step=user.totp_last_step)
+            accepted = step is not None and self.users.consume_totp_step(name, step, at)
+        if not accepted:
+            raise self._fail(
+                AuthEventKind.MFA_FAILED, key, state, name, client, "wrong or reused code", at, user
+            )
+        self.users.save_attempts(key, LoginAttempts())
+        pair = self.tokens.start_session(name, user.role, now=at)
+        if factor == "recovery_code":
+            self.emit(AuthEventKind.RECOVERY_CODE_USED, name, client=client)
+        self.emit(AuthEventKind.MFA_OK, name, client=client, factor=factor)
+        self.emit(
+            AuthEventKind.LOGIN_OK, name, client=client, session_id=pair.session_id, role=user.role.value
+        )
+        return pair
+
+    # ------------------------------------------------------------------ sessions
+
+    def _session_status(self, session_id: str, at: datetime) -> tuple[str, SessionStatus | None]:
+        rec = self.sessions.session(session_id)
+        if rec is None or rec.revoked_at is not None:
+            return ("", None)
+        status = session_status(SessionTimes(rec.created_at, rec.last_seen_at), at, self.session_policy)
+        if status is not SessionStatus.ACTIVE:
+            self.sessions.revoke_family(session_id, at, reason=status.value)
+            self.emit(AuthEventKind.SESSION_EXPIRED, rec.subject, reason=status.value, session_id=session_id)
+            return (rec.subject, None)
+        return (rec.subject, status)
+
+    def authenticate(self, access_token: str | None, *, touch: bool = True) -> AccessClaims:
+        """Verify an access token *and* its session (not revoked, not idle for 60 min, within
+        its lifetime). Records activity. Raises InvalidToken."""
+        at = self.now()
+        claims = self.tokens.verify_access_token(access_token, now=at)
+        _subject, status = self._session_status(claims.session_id, at)
+        if status is None:
+            raise InvalidToken("session ended")
+        if touch:
+            last = self._touched.get(claims.session_id)
+            if last is None or at - last >= TOUCH_RESOLUTION:
+                self.sessions.touch(claims.session_id, at)
+                self._touched[claims.session_id] = at
+                if len(self._touched) > 10_000:
+                    self._touched.clear()
+        return claims
+
+    def refresh(self, refresh_token: str | None, *, client: str = "unknown") -> TokenPair:
+        """Spend a refresh token for a new pair. A reused token revokes its session (and is
+        recorded as ``auth.token_reuse``); an idle session cannot be refreshed."""
+        at = self.now()
+        if (
+            isinstance(refresh_token, str)
+            and refresh_token.startswith(REFRESH_PREFIX)
+            and len(refresh_token) < 129
+        ):
+            rec = self.sessions.get(sha256_hex(refresh_token))
+            if rec is not None and rec.used_at is None:
+                _subject, status = self._session_status(rec.family_id, at)
+                if status is None:
+                    raise InvalidToken("session ended")
+        try:
+            pair = self.tokens.refresh(refresh_token, now=at)
+        except RefreshTokenReused as exc:
+            self.emit(AuthEventKind.TOKEN_REUSE, exc.subject, session_id=exc.family_id, client=client)
+            raise
+        self.sessions.touch(pair.session_id, at)
+        self.emit(AuthEventKind.TOKEN_REFRESHED, pair.subject, session_id=pair.session_id, client=client)
+        return pair
+
+    def logout(self, session_id: str, subject: str, *, client: str = "unknown") -> None:
+        """End one session (its refresh and access tokens stop working at once)."""
+        self.sessions.revoke_family(session_id, self.now(), reason="logout")
+        self.emit(AuthEventKind.LOGOUT, subject, session_id=session_id, client=client)
+
+    def logout_everywhere(self, username: str, *, actor: str) -> int:
+        """End every session of a user; returns how many."""
+        user = self._require_user(username)
+        n = self.tokens.logout_everywhere(user.username)
+        self.emit(AuthEventKind.LOGOUT_ALL, user.username, actor=actor, count=n)
+        return n
+
+    # ------------------------------------------------------------------ permissions
+
+    def authorize(self, principal: Principal, action: Action | str, *, path: str = "") -> None:
+        """Raise PermissionDenied (and record it) unless ``principal`` may do ``action``."""
+        try:
+            principal.require(action)
+        except PermissionDenied:
+            self.emit(
+                AuthEventKind.PERMISSION_DENIED,
+                principal.subject,
+                action=str(action),
+                path=path,
+                role=principal.role.value,
+                key_id=principal.key_id,
+            )
+            raise
+
+    # ------------------------------------------------------------------ API keys
+
+    def create_api_key(
+        self, owner: str, scopes: list[str], *, name: str = "", ttl: timedelta | None = None, actor: str
+    ) -> NewApiKey:
+        """Issue a key for ``owner`` (scopes within the owner's role). Show ``.key`` once."""
+        user = self._require_user(owner)
+        if user.locked or user.disabled:
+            raise ValidationError("owner", owner, "account is locked or disabled")
+        new = self.api_keys.create(user.username, user.role, scopes, name=name, ttl=ttl, now=self.now())
+        self.emit(
+            AuthEventKind.KEY_CREATED,
+            user.username,
+            actor=actor,
+            key_id=new.record.key_id,
+            scopes=sorted(a.value for a in new.record.scopes),
+            expires_at=new.record.expires_at,
+        )
+        return new
+
+    def rotate_api_key(self, key_id: str, *, actor: str, grace: timedelta | None = None) -> NewApiKey:
+        """A successor key; the old one keeps working for the grace period (7 days)."""
+        new = self.api_keys.rotate(key_id, now=self.now(), grace=grace)
+        self.emit(
+            AuthEventKind.KEY_ROTATED,
+            new.record.owner,
+            actor=actor,
+            key_id=key_id,
+            new_key_id=new.record.key_id,
+        )
+        return new
+
+    def revoke_api_key(self, key_id: str, *, actor: str) -> ApiKeyRecord:
+        """Revoke a key at once."""
+        rec = self.api_keys.revoke(key_id, now=self.now())
+        self.emit(AuthEventKind.KEY_REVOKED, rec.owner, actor=actor, key_id=key_id)
+        return rec
+
+    def list_api_keys(self, owner: str | None = None) -> list[ApiKeyRecord]:
+        """Keys of ``owner`` (or all keys)."""
+        return self.keys_repo.list_for(owner) if owner else self.keys_repo.list_all()
+
+    def verify_api_key(self, key: str, *, client: str = "unknown", path: str = "") -> Principal:
+        """The principal an API key acts for; a refusal is recorded and raises InvalidApiKey."""
+        try:
+            return self.api_keys.verify(key, now=self.now())
+        except InvalidApiKey as exc:
+            self.emit(
+                AuthEventKind.KEY_REJECTED,
+                "system",
+                reason=exc.reason,
+                key_id=exc.key_id,
+                client=client,
+                path=path,
+            )
+            raise
+
+
+__all__ = [
+    "GENERIC_LOGIN_ERROR",
+    "AuthService",
+    "Enrolment",
+    "LoginFailed",
+    "MfaChallenge",
+    "PasswordRejected",
+    "event_kind",
+    "load_key_from_settings",
+]

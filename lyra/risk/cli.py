@@ -1,0 +1,150 @@
+"""``lyra kill`` and ``lyra risk status|rearm``.
+
+``lyra kill --all --actor alice --reason "exchange outage" [--flatten]`` halts every session
+sharing the database; ``--session S1`` halts one. ``lyra risk rearm --actor bob --role
+risk_manager --all`` lifts it (the role must be allowed to re-arm).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lyra.core.errors import LyraError
+
+risk_app = typer.Typer(help="Risk: trading state, limits, breakers, re-arm.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def _open() -> Any:
+    """(settings, TradingStateStore, KillSwitch) on the configured database."""
+    from lyra.audit import EventLog
+    from lyra.bootstrap import open_engine
+    from lyra.risk.killswitch import KillSwitch
+    from lyra.risk.state import TradingStateStore
+
+    settings, engine = open_engine()
+    store = TradingStateStore(EventLog(engine, settings.audit_dir / "events.jsonl"))
+    return settings, store, KillSwitch(store)
+
+
+def _which(session: str | None, all_: bool) -> str | None:
+    if (session is None) == (not all_):
+        _fail("say which: --session ID (one session) or --all (every session sharing the database)")
+    return session
+
+
+def kill_command(
+    session: Annotated[str | None, typer.Option("--session", help="Halt this session (its account).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Halt every session sharing the database.")] = False,
+    flatten: Annotated[bool, typer.Option("--flatten", help="Also close every position.")] = False,
+    actor: Annotated[str, typer.Option("--actor", help="Who pulls the switch (recorded).")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+) -> None:
+    """Pull the kill switch: halt, cancel every open order, optionally flatten."""
+    target = _which(session, all_)
+    if not actor.strip():
+        _fail("--actor NAME is required: the kill switch records who pulled it")
+    try:
+        _, store, ks = _open()
+        req = ks.pull(session_id=target, flatten=flatten, actor=actor, reason=reason)
+    except LyraError as exc:
+        _fail(str(exc))
+    console.print(f"[bold red]HALTED[/] {req.scope} (kill request {req.id}, "
+                  f"{'cancel + flatten' if req.flatten else 'cancel open orders'}) by {req.actor}")
+    store.engine.dispose()
+
+
+@risk_app.command("rearm")
+def rearm_command(
+    actor: Annotated[str, typer.Option("--actor", help="Who re-arms (recorded).")],
+    role: Annotated[str, typer.Option("--role", help="Their role; must be allowed to re-arm.")],
+    session: Annotated[str | None, typer.Option("--session", help="Re-arm this session.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Re-arm the global switch.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+) -> None:
+    """Lift a halt (kill switch or breaker) after checking the role may do so."""
+    from lyra.auth.permissions import PermissionDenied, parse_role
+
+    target = _which(session, all_)
+    try:
+        r = parse_role(role)
+        _, store, ks = _open()
+        st = ks.rearm(session_id=target, actor=actor, role=r, reason=reason)
+    except PermissionDenied as exc:
+        _fail(str(exc), code=3)
+    except LyraError as exc:
+        _fail(str(exc))
+    console.print(f"[green]re-armed[/] {st.scope} by {actor} ({r.value}); state {st.state.value}")
+    store.engine.dispose()
+
+
+@risk_app.command("status")
+def status_command(
+    config: Annotated[Path | None, typer.Option("--config", help="Risk config TOML: show usage.")] = None,
+    limit: Annotated[int, typer.Option(help="How many trips and kill requests to show.")] = 10,
+) -> None:
+    """Trading states, kill requests, breaker trips and (with --config) position-limit usage."""
+    from lyra.risk.config import RiskConfig
+
+    try:
+        cfg = RiskConfig.from_toml(config) if config else None
+        _, store, ks = _open()
+        states = store.read_all()
+        requests = ks.requests(limit)
+        trips = store.recent_trips(limit)
+    except LyraError as exc:
+        _fail(str(exc))
+    t = Table(title="trading state")
+    for c in ("scope", "state", "since (ms UTC)", "by", "reason", "version"):
+        t.add_column(c)
+    if not any(s.scope == "global" for s in states):
+        t.add_row("global", "active", "-", "-", "never set", "0")
+    for s in states:
+        colour = {"active": "green", "reducing": "yellow", "halted": "red"}[s.state.value]
+        t.add_row(s.scope, f"[{colour}]{s.state.value}[/]", str(s.ts), s.actor, s.reason, str(s.version))
+    console.print(t)
+    t = Table(title="kill requests")
+    for c in ("id", "scope", "flatten", "by", "reason", "open", "acks"):
+        t.add_column(c)
+    for req, is_open, acks in requests:
+        t.add_row(str(req.id), req.scope, str(req.flatten), req.actor, req.reason, str(is_open), str(acks))
+    console.print(t if requests else "kill requests: none")
+    t = Table(title="breaker trips (latest first)")
+    for c in ("account", "breaker", "instrument", "action", "at", "until", "reason"):
+        t.add_column(c)
+    for tr in trips:
+        t.add_row(tr.account_id, tr.breaker, tr.instrument_id, tr.action.value, str(tr.ts),
+                  "re-arm" if tr.until_ts is None else str(tr.until_ts), tr.reason)
+    console.print(t if trips else "breaker trips: none")
+    if cfg is not None:
+        _print_usage(store.engine, cfg)
+    store.engine.dispose()
+
+
+def _print_usage(engine: sa.Engine, cfg: Any) -> None:
+    """Each projected position against its max_position_qty limit."""
+    from lyra.store.tables import positions
+
+    t = Table(title="position limits (projected positions vs max_position_qty)")
+    for c in ("session", "instrument", "quantity", "max_position_qty", "usage"):
+        t.add_column(c)
+    with engine.connect() as conn:
+        q = sa.select(positions).order_by(positions.c.session_id, positions.c.instrument_id)
+        rows = conn.execute(q).all()
+    for r in rows:
+        lim = cfg.resolve(r.session_id, r.instrument_id).get("max_position_qty")
+        usage = "-" if lim is None else f"{abs(r.quantity) * 100 / lim:.1f}%"
+        t.add_row(r.session_id, r.instrument_id, str(r.quantity), "-" if lim is None else str(lim), usage)
+    console.print(t if rows else "positions: none")

@@ -1,0 +1,456 @@
+"""Attack tests against the real running `lyra serve` stack (auth proxy + Panel child process)
+on SQLite and PostgreSQL: each attack must fail to get in, and nothing secret may leak."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import logging
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy.engine import make_url
+
+from lyra.auth import InMemoryRefreshTokenStore, Role, TokenConfig, TokenService, is_allowed
+from lyra.auth.panel_auth import discover_apps
+from lyra.auth.serve import LyraServer, default_apps_dir
+from lyra.auth.totp import totp_code
+from lyra.bootstrap import initialise
+from lyra.settings import load_settings
+
+from .conftest import PASSWORD, SIGNING_KEY
+
+PG_ADMIN_URL = os.environ.get("LYRA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+class Stack:
+    """The running server plus helpers to make users and sessions."""
+
+    def __init__(self, server: LyraServer, log_path: Path) -> None:
+        self.server = server
+        self.url = server.url
+        self.log_path = log_path
+        self.secrets: list[str] = [PASSWORD, SIGNING_KEY]
+
+    def user(self, role: str) -> tuple[str, str]:
+        name = f"{role[:6]}{uuid.uuid4().hex[:8]}"
+        enrol = self.server.service.add_user(name, PASSWORD, role, actor="test")
+        self.secrets += [enrol.totp_secret, *enrol.recovery_codes]
+        return name, enrol.totp_secret
+
+    def login(self, role: str) -> tuple[httpx.Client, str, str]:
+        """A client holding the cookies of a fresh session of a new user of ``role``."""
+        name, seed = self.user(role)
+        c = httpx.Client(base_url=self.url, timeout=30)
+        r = c.post("/auth/api/login", json={"username": name, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        r = c.post(
+            "/auth/api/mfa", json={"ticket": r.json()["ticket"], "code": totp_code(seed, datetime.now(UTC))}
+        )
+        assert r.status_code == 200, r.text
+        self.secrets += [c.cookies["lyra_at"], c.cookies["lyra_rt"]]
+        return c, name, seed
+
+    def csrf(self, c: httpx.Client) -> str:
+        return c.get("/api/whoami").json()["csrf"]
+
+    def kinds(self) -> list[str]:
+        return [r.kind for r in self.server.service.event_log.read()]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    admin = None
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{tmp / 'lyra.db'}"
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        name = f"lyra_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        db_url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    settings = load_settings(env={}, home=str(tmp / "home"), database_url=db_url, jwt_secret=SIGNING_KEY)
+    initialise(load_samples=False, settings=settings)
+    log_path = tmp / "server.log"
+    handler = logging.FileHandler(log_path)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    server = LyraServer(
+        settings, port=0, panel_log=log_path, iterations=20_000, refresh_grace=1.0, per_client_logins=10_000
+    )
+    server.start()
+    try:
+        yield Stack(server, log_path)
+    finally:
+        server.stop()
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(db_url).database}" WITH (FORCE)'))
+
+
+def b64(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def claims_for(sub: str, role: str, sid: str, **over) -> dict:
+    now = int(time.time())
+    base = {
+        "iss": "lyra",
+        "aud": "lyra-apps",
+        "sub": sub,
+        "role": role,
+        "sid": sid,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    base.update(over)
+    return base
+
+
+def refused_with(stack: Stack, token: str) -> None:
+    """The proxy refuses a request carrying only this access token (no refresh token)."""
+    r = httpx.get(stack.url + "/api/whoami", cookies={"lyra_at": token})
+    assert r.status_code == 401, r.text
+    page = httpx.get(stack.url + "/audit", cookies={"lyra_at": token}, headers={"Accept": "text/html"})
+    assert page.status_code == 303 and page.headers["location"].startswith("/auth/login")
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def test_no_token_is_refused_everywhere(stack):
+    assert httpx.get(stack.url + "/api/whoami").status_code == 401
+    page = httpx.get(stack.url + "/audit", headers={"Accept": "text/html"})
+    assert page.status_code == 303 and page.headers["location"] == "/auth/login?next=/audit"
+    assert httpx.get(stack.url + "/static/js/bokeh.min.js").status_code == 401
+    assert (
+        httpx.get(
+            stack.url + "/audit/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+        ).status_code
+        == 401
+    )
+
+
+def test_forged_tokens_are_refused(stack):
+    c, name, _ = stack.login("admin")
+    good = c.cookies["lyra_at"]
+    sid = jwt.decode(good, options={"verify_signature": False})["sid"]
+    assert httpx.get(stack.url + "/api/whoami", cookies={"lyra_at": good}).status_code == 200
+    key = SIGNING_KEY.encode()
+    # expired (signed with the real key, valid session)
+    refused_with(
+        stack,
+        jwt.encode(
+            claims_for(
+                name,
+                "admin",
+                sid,
+                iat=int(time.time()) - 3600,
+                nbf=int(time.time()) - 3600,
+                exp=int(time.time()) - 1800,
+            ),
+            key,
+            headers={"typ": "at+jwt"},
+        ),
+    )
+    # tampered payload: a viewer's token edited to say admin, signature kept
+    v, _vname, _ = stack.login("viewer")
+    head, _payload, sig = v.cookies["lyra_at"].split(".")
+    vclaims = jwt.decode(v.cookies["lyra_at"], options={"verify_signature": False})
+    refused_with(stack, f"{head}.{b64({**vclaims, 'role': 'admin'})}.{sig}")
+    # alg none
+    refused_with(stack, f"{b64({'alg': 'none', 'typ': 'at+jwt'})}.{b64(claims_for(name, 'admin', sid))}.")
+    # HS/RS confusion: RS256 with an attacker key, and HS256 keyed with a public key
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    refused_with(
+        stack,
+        jwt.encode(claims_for(name, "admin", sid), private, algorithm="RS256", headers={"typ": "at+jwt"}),
+    )
+    head = b64({"alg": "HS256", "typ": "at+jwt"})
+    body = b64(claims_for(name, "admin", sid))
+    import hashlib
+    import hmac as _hmac
+
+    sig = (
+        base64.urlsafe_b64encode(_hmac.new(pem, f"{head}.{body}".encode(), hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
+    refused_with(stack, f"{head}.{body}.{sig}")
+    # wrong audience (right key)
+    refused_with(
+        stack, jwt.encode(claims_for(name, "admin", sid, aud="other-app"), key, headers={"typ": "at+jwt"})
+    )
+    # a well-formed token of another installation's key
+    other = TokenService(
+        TokenConfig(key="another-installation-key-9f8e7d6c5b4a39281"), InMemoryRefreshTokenStore()
+    )
+    refused_with(stack, other.issue_access_token(name, Role.ADMIN, sid))
+
+
+def test_replayed_totp_code_is_refused(stack):
+    name, seed = stack.user("analyst")
+    code = totp_code(seed, datetime.now(UTC))
+    c = httpx.Client(base_url=stack.url)
+    t1 = c.post("/auth/api/login", json={"username": name, "password": PASSWORD}).json()["ticket"]
+    assert c.post("/auth/api/mfa", json={"ticket": t1, "code": code}).status_code == 200
+    t2 = c.post("/auth/api/login", json={"username": name, "password": PASSWORD}).json()["ticket"]
+    r = c.post("/auth/api/mfa", json={"ticket": t2, "code": code})
+    assert r.status_code == 401 and r.json() == {"error": "Username, password or code not accepted."}
+
+
+def test_reused_refresh_token_revokes_the_family(stack):
+    c, _name, _ = stack.login("trader")
+    old_rt = c.cookies["lyra_rt"]
+    # Only the refresh cookie: the proxy refreshes silently and hands out a new pair.
+    r = httpx.get(stack.url + "/api/whoami", cookies={"lyra_rt": old_rt})
+    assert r.status_code == 200
+    new_rt = r.cookies["lyra_rt"]
+    new_at = r.cookies["lyra_at"]
+    stack.secrets += [new_rt, new_at]
+    assert new_rt != old_rt
+    time.sleep(1.2)  # past the proxy's in-flight grace: now a replay is a replay
+    assert httpx.get(stack.url + "/api/whoami", cookies={"lyra_rt": old_rt}).status_code == 401
+    # ...and the whole family is gone: the legitimate new tokens die too.
+    assert httpx.get(stack.url + "/api/whoami", cookies={"lyra_rt": new_rt}).status_code == 401
+    assert httpx.get(stack.url + "/api/whoami", cookies={"lyra_at": new_at}).status_code == 401
+    assert "auth.token_reuse" in stack.kinds()
+
+
+def test_concurrent_refresh_by_one_browser_is_not_reuse(stack):
+    c, name, _ = stack.login("analyst")
+    rt = c.cookies["lyra_rt"]
+    before = stack.kinds().count("auth.token_reuse")
+
+    def hit(_i):
+        return httpx.get(stack.url + "/api/whoami", cookies={"lyra_rt": rt})
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(hit, range(6)))
+    assert [r.status_code for r in results] == [200] * 6
+    assert len({r.cookies["lyra_rt"] for r in results}) == 1  # one refresh, shared
+    stack.secrets += [results[0].cookies["lyra_rt"], results[0].cookies["lyra_at"]]
+    assert stack.kinds().count("auth.token_reuse") == before
+    assert (
+        httpx.get(stack.url + "/api/whoami", cookies={"lyra_at": results[0].cookies["lyra_at"]}).json()[
+            "subject"
+        ]
+        == name
+    )
+
+
+def test_brute_force_locks_out_without_revealing_users(stack):
+    name, _seed = stack.user("viewer")
+    c = httpx.Client(base_url=stack.url)
+    answers = [
+        c.post("/auth/api/login", json={"username": name, "password": f"guess number {i} wrong"})
+        for i in range(5)
+    ]
+    assert [a.status_code for a in answers] == [401] * 5
+    assert len({a.text for a in answers}) == 1
+    locked = c.post("/auth/api/login", json={"username": name, "password": PASSWORD})
+    assert locked.status_code == 429 and "too many login attempts" in locked.json()["error"]
+    ghost = f"ghost{uuid.uuid4().hex[:6]}"
+    ghost_answers = [
+        c.post("/auth/api/login", json={"username": ghost, "password": f"guess number {i} wrong"})
+        for i in range(5)
+    ]
+    assert [a.text for a in ghost_answers] == [a.text for a in answers]  # same words for a non-user
+    assert c.post("/auth/api/login", json={"username": ghost, "password": PASSWORD}).status_code == 429
+    assert stack.kinds().count("auth.lockout") >= 2
+
+
+# --------------------------------------------------------------------------- Panel side
+
+
+def test_direct_request_to_panel_port_is_refused_by_panel_itself(stack):
+    panel = stack.server.panel_url
+    r = httpx.get(panel + "/audit")
+    assert r.status_code == 302 and "auth/login" in r.headers["location"] and "Audit log" not in r.text
+    v, _, _ = stack.login("viewer")
+    r = httpx.get(panel + "/audit", cookies={"lyra_at": v.cookies["lyra_at"]})
+    assert r.status_code == 403  # valid token, wrong role: Panel's own check
+    bad = httpx.get(panel + "/audit", cookies={"lyra_at": v.cookies["lyra_at"][:-4] + "AAAA"})
+    assert bad.status_code == 302
+    a, _, _ = stack.login("auditor")
+    ok = httpx.get(panel + "/audit", cookies={"lyra_at": a.cookies["lyra_at"]})
+    assert ok.status_code == 200 and "bokeh" in ok.text.lower()
+    assert a.cookies["lyra_at"] not in ok.text  # the token is not copied into the page
+    assert stack.server.panel_url.startswith("http://127.0.0.1:")
+
+
+def test_viewer_cannot_call_a_trader_action(stack):
+    v, _, _ = stack.login("viewer")
+    assert v.post("/api/ping-order", headers={"X-Lyra-CSRF": stack.csrf(v)}).status_code == 403
+    assert v.post("/api/ping-order").status_code == 403  # no CSRF header either
+    t, tname, _ = stack.login("trader")
+    assert t.post("/api/ping-order").status_code == 403  # trader, but no CSRF header
+    r = t.post("/api/ping-order", headers={"X-Lyra-CSRF": stack.csrf(t)})
+    assert r.status_code == 200 and r.json()["subject"] == tname
+    evil = t.post("/api/ping-order", headers={"X-Lyra-CSRF": stack.csrf(t), "Origin": "https://evil.example"})
+    assert evil.status_code == 403
+    assert "auth.permission_denied" in stack.kinds()
+
+
+def test_api_keys_revoked_or_expired_are_refused(stack):
+    name, _ = stack.user("trader")
+    svc = stack.server.service
+    key = svc.create_api_key(name, ["place_order"], actor="test").key
+    short = svc.create_api_key(name, ["place_order"], ttl=timedelta(seconds=1), actor="test").key
+    viewer_name, _ = stack.user("viewer")
+    viewer_key = svc.create_api_key(viewer_name, ["view_trading"], actor="test").key
+    stack.secrets += [key, short, viewer_key]
+    auth = lambda k: {"Authorization": f"Bearer {k}"}  # noqa: E731
+    assert httpx.post(stack.url + "/api/ping-order", headers=auth(key)).status_code == 200
+    assert httpx.post(stack.url + "/api/ping-order", headers=auth(viewer_key)).status_code == 403
+    svc.revoke_api_key(key.split("_")[1], actor="test")
+    assert httpx.post(stack.url + "/api/ping-order", headers=auth(key)).status_code == 401
+    time.sleep(1.1)
+    assert httpx.post(stack.url + "/api/ping-order", headers=auth(short)).status_code == 401
+    for bad in ("lyra_abc", key[:-1] + "x", "Basic Zm9vOmJhcg==", "Bearer " + "A" * 5000):
+        h = {"Authorization": bad if " " in bad else f"Bearer {bad}"}
+        assert httpx.post(stack.url + "/api/ping-order", headers=h).status_code in (400, 401)
+
+
+def test_each_app_opens_for_exactly_the_roles_the_table_allows(stack):
+    apps = discover_apps(default_apps_dir())
+    assert [a.route for a in apps] == ["audit"]
+    for role in Role:
+        c, _, _ = stack.login(role.value)
+        for spec in apps:
+            r = c.get(f"/{spec.route}", headers={"Accept": "text/html"})
+            assert r.status_code == (200 if is_allowed(role, spec.requires) else 403), (role, spec.route)
+        index = c.get("/", headers={"Accept": "text/html"}).text
+        assert ("/audit" in index) == is_allowed(role, "view_audit")
+
+
+# --------------------------------------------------------------------------- input, CSRF, headers
+
+
+def test_bad_input_is_refused_clearly_and_writes_only_the_audit_entry(stack):
+    svc = stack.server.service
+    with svc.engine.connect() as conn:
+        count = lambda t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: E731
+        before = {t: count(t) for t in ("auth_users", "auth_sessions", "auth_login_attempts", "events")}
+    c = httpx.Client(base_url=stack.url)
+    secret_typed = "hunter2-typed-into-the-username-field-" + "x" * 60
+    r = c.post("/auth/api/login", json={"username": secret_typed, "password": "x"})
+    assert r.status_code == 400 and "username" in r.text and secret_typed[:20] not in r.text
+    r = c.post("/auth/api/login", json={"username": "аdmin", "password": "whatever password"})  # Cyrillic а
+    assert r.status_code == 400 and "look-alike" in r.json()["error"]
+    r = c.post("/auth/api/login", json={"username": "ad\u202emin", "password": "whatever password"})
+    assert r.status_code == 400 and "invisible" in r.json()["error"]
+    r = c.post("/auth/api/login", json={"username": "alice", "password": "pw", "role": "admin"})
+    assert r.status_code == 400 and r.json()["error"] == "role: unknown field"
+    assert (
+        c.post(
+            "/auth/api/login", content=b"{not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        c.post("/auth/api/login", content=b"username=a", headers={"Content-Type": "text/plain"}).status_code
+        == 400
+    )
+    assert (
+        c.post(
+            "/auth/api/login",
+            content=b"{" + b" " * 100_000 + b"}",
+            headers={"Content-Type": "application/json"},
+        ).status_code
+        == 413
+    )
+    r = httpx.get(stack.url + "/api/whoami", headers={"Cookie": 'lyra_at="\x7f;;==; lyra_rt=%%%; =; lyra_at'})
+    assert r.status_code in (400, 401)
+    with svc.engine.connect() as conn:
+        after = {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in before}
+    assert after["auth_users"] == before["auth_users"] and after["auth_sessions"] == before["auth_sessions"]
+    assert after["auth_login_attempts"] == before["auth_login_attempts"]
+    assert after["events"] == before["events"] + 3  # the three malformed-username audit entries
+
+
+def test_login_form_needs_csrf_token_and_same_origin(stack):
+    name, _ = stack.user("viewer")
+    c = httpx.Client(base_url=stack.url)
+    page = c.get("/auth/login")
+    import re
+
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    assert c.post("/auth/login", data={"username": name, "password": PASSWORD}).status_code == 403
+    assert (
+        c.post("/auth/login", data={"username": name, "password": PASSWORD, "csrf": "0" * 64}).status_code
+        == 403
+    )
+    foreign = c.post(
+        "/auth/login",
+        data={"username": name, "password": PASSWORD, "csrf": csrf},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403
+    ok = c.post("/auth/login", data={"username": name, "password": PASSWORD, "csrf": csrf})
+    assert ok.status_code == 303 and ok.headers["location"] == "/auth/mfa?next=/"
+    assert "lyra_mfa" in ok.headers["set-cookie"] and "HttpOnly" in ok.headers["set-cookie"]
+
+
+def test_security_headers_and_cookie_flags(stack):
+    login = httpx.get(stack.url + "/auth/login")
+    csp = login.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src" not in csp  # our pages run no script
+    assert login.headers["x-frame-options"] == "DENY" and login.headers["x-content-type-options"] == "nosniff"
+    assert "strict-transport-security" not in login.headers  # plain HTTP here
+    assert login.headers["server"] == "lyra"
+    c, _, _ = stack.login("auditor")
+    app_page = c.get("/audit", headers={"Accept": "text/html"})
+    assert app_page.status_code == 200
+    assert "frame-ancestors 'none'" in app_page.headers["content-security-policy"]
+    assert "connect-src 'self'" in app_page.headers["content-security-policy"]
+    name, seed = stack.user("viewer")
+    t = c.post("/auth/api/login", json={"username": name, "password": PASSWORD}).json()["ticket"]
+    r = c.post("/auth/api/mfa", json={"ticket": t, "code": totp_code(seed, datetime.now(UTC))})
+    cookies = r.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    for ck in cookies:
+        assert "HttpOnly" in ck and "SameSite=Strict" in ck and "Path=/" in ck
+    stack.secrets += [r.cookies["lyra_at"], r.cookies["lyra_rt"]]
+
+
+def test_no_secret_in_logs_or_event_log(stack):
+    c, _, _ = stack.login("admin")
+    c.get("/audit", headers={"Accept": "text/html"})
+    key = stack.server.service.create_api_key(
+        c.get("/api/whoami").json()["subject"], ["manage_users"], actor="t"
+    ).key
+    httpx.get(stack.url + "/api/whoami", headers={"Authorization": f"Bearer {key}"})
+    stack.secrets += [key]
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    logs = stack.log_path.read_text(errors="replace")
+    assert "GET /api/whoami" in logs or "whoami" in logs  # the log did capture the traffic
+    events = "\n".join(r.payload + r.actor for r in stack.server.service.event_log.read())
+    mirror = (stack.server.settings.audit_dir / "events.jsonl").read_text()
+    assert "auth.login_ok" in mirror
+    for secret in set(stack.secrets):
+        assert secret not in logs, "a secret reached the server log"
+        assert secret not in events and secret not in mirror, "a secret reached the event log"
