@@ -32,7 +32,7 @@ from lyra.core.enums import OrderEventType, OrderStatus, Side
 from lyra.core.errors import ConfigError, IntegrityError, ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import Bar, MarketEvent
-from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.orders import TRANSITIONS, Fill, Order, OrderEvent, OrderIntent, client_order_id
 from lyra.core.timeutil import timeframe_to_ms
 from lyra.core.values import ZERO, to_decimal
 from lyra.execution.broker import Broker
@@ -189,6 +189,14 @@ class Session:
         self._bar_hooks = b is not None and any(
             getattr(b, k) is not None for k in ("vol_spike_ratio", "stale_after_ms"))
         self._realized: dict[str, Decimal] = {}
+        # Kill switch: requests pulled from any process (``lyra kill``), polled with the
+        # heartbeat. Where one was acted on is recorded (``session.kill`` with the event
+        # count), so a resumed run acts on it at the same point and its log stays identical.
+        self._kill = _kill_switch_for(risk)
+        self._kills_at: dict[int, dict[str, Any]] = {
+            int(r.data()["at_event"]): r.data() for r in self.recorder.expected if r.kind == "session.kill"}
+        self.killed = False
+        self._stop_when_idle = False
 
     # ------------------------------------------------------------------ the loop
     def run(self, *, max_events: int | None = None, on_progress: Callable[[int], None] | None = None
@@ -252,6 +260,12 @@ class Session:
                         broker_on_market(ev)
                         self._drain(t)
                 if max_events is not None and n >= max_events:
+                    break
+                if self._kills_at and n in self._kills_at:
+                    # Resuming: do again what the kill switch made the run do at this point.
+                    self._act_on_kill(self._kills_at.pop(n), n, t)
+                if self._stop_when_idle and not working:
+                    stopped = True  # killed: its cancels and flattening have all completed
                     break
                 if not n & 1023 and time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + POLL_INTERVAL_S
@@ -430,7 +444,57 @@ class Session:
             return False
         self.recorder.commit()
         self.registry.update(self.sid, heartbeat=True, data_ts=t, events_processed=n)
+        if self._kill is not None:
+            requests = self._kill.pending(self.sid)
+            if requests:
+                for req in requests:
+                    done = self._act_on_kill({"request_id": req.id, "flatten": req.flatten,
+                                              "scope": req.scope, "actor": req.actor, "at_event": n}, n, t)
+                    self.recorder.commit()
+                    self._kill.acknowledge(req, self.sid, cancelled=done[0], flatten_orders=done[1])
+                # A killed session stops once its cancels and flattening orders are done
+                # (they still need market data to complete); `lyra session resume` after a re-arm.
+                self._stop_when_idle = True
         return self.registry.stop_requested(self.sid)
+
+    def _act_on_kill(self, info: dict[str, Any], n: int, t: int) -> tuple[int, int]:
+        """Cancel every working order and, if asked, flatten every position."""
+        from lyra.risk._types import KillRequest
+        from lyra.risk.engine import flatten_intents
+
+        with self.recorder.transaction() as tx:
+            tx.append("session.kill", info, actor=self.actor, session_id=self.sid, ts=t)
+        cancelled = 0
+        for cid in sorted(self.working):
+            order = self.ledger.state.orders[cid]
+            if (order.status, E.REQUEST_CANCEL) not in TRANSITIONS:
+                continue
+            with self.recorder.transaction() as tx:
+                tx.order_event(self.sid, cid, OrderEvent(E.REQUEST_CANCEL, t, reason="kill switch"),
+                               actor=self.actor)
+            self.broker.cancel(cid)
+            cancelled += 1
+        self._drain(t)
+        flat = 0
+        if info.get("flatten"):
+            req = KillRequest(int(info["request_id"]), str(info.get("scope", "")), True,
+                              str(info.get("actor", "")), "", t)
+            intents = flatten_intents(self.holdings, self.instruments, req)
+            if intents:
+                self._submit(intents, t)
+                flat = len(intents)
+        self.killed = True
+        return cancelled, flat
+
+
+def _kill_switch_for(risk: Any) -> Any:
+    """The kill switch on the risk engine's shared trading state, if it has one."""
+    state = getattr(risk, "state", None)
+    if state is None or not hasattr(state, "log"):
+        return None
+    from lyra.risk.killswitch import KillSwitch
+
+    return KillSwitch(state)
 
 
 def _resized(intent: OrderIntent, qty: Decimal) -> OrderIntent:
