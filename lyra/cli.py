@@ -137,12 +137,14 @@ def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 @app.command()
 def demo(
     serve: Annotated[bool, typer.Option(help="Serve the dashboards behind login at the end.")] = True,
+    serve_seconds: Annotated[float, typer.Option(help="Stop serving after N seconds (0: until Ctrl-C).")] = 0,
+    port: Annotated[int, typer.Option(help="Port of the login proxy.")] = 8080,
 ) -> None:
     """The main job: a paper session on the shipped data, the audit check, the dashboards."""
     from lyra.demo import run_demo
 
     try:
-        out = run_demo(console, serve=serve)
+        out = run_demo(console, serve=serve, serve_seconds=serve_seconds, port=port)
     except LyraError as exc:
         _fail(str(exc))
     if not out["audit_ok"]:

@@ -29,7 +29,8 @@ DEMO_SESSION: dict[str, Any] = {
 }
 
 
-def run_demo(console: Console, *, serve: bool = True) -> dict[str, Any]:
+def run_demo(console: Console, *, serve: bool = True, serve_seconds: float = 0.0,
+             port: int = 8080) -> dict[str, Any]:
     """Run (or resume) the demo session, verify the audit trail, then serve the dashboards."""
     from lyra.audit.verify import verify
     from lyra.bootstrap import open_engine
@@ -49,15 +50,60 @@ def run_demo(console: Console, *, serve: bool = True) -> dict[str, Any]:
         console.print(f"[red]event log problem[/]: {report.first_bad}")
     out = {"result": result, "audit_ok": report.ok}
     if serve:
-        _serve(console)
+        _serve(console, serve_seconds, port)
     return out
 
 
-def _serve(console: Console) -> None:
-    try:
-        from lyra.auth.serve import serve_demo  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        console.print("(dashboards: not available in this build)")
-        return
+def _serve(console: Console, serve_seconds: float = 0.0, port: int = 8080) -> None:
+    """Serve the dashboards behind the login proxy with a demo user (printed once)."""
+    import time
+
+    from lyra.auth.serve import LyraServer
+    from lyra.settings import load_settings
+
     console.rule("[bold]3. dashboards behind login")
-    serve_demo(console)
+    settings = load_settings(demo=True)
+    creds = ensure_demo_user(settings)
+    import pyotp
+
+    server = LyraServer(settings, host="127.0.0.1", port=port, panel_port=0)
+    console.print(f"open [bold]http://127.0.0.1:{port}/[/] and log in as [bold]{creds['username']}[/] "
+                  f"with password [bold]{creds['password']}[/]")
+    console.print(f"second factor: add the TOTP secret {creds['totp_secret']} to an authenticator app")
+    console.print(f"a code valid now: {pyotp.TOTP(creds['totp_secret']).now()}  (Ctrl-C stops the server)")
+    if serve_seconds > 0:
+        with server:
+            time.sleep(serve_seconds)
+        return
+    server.serve_forever()
+
+
+def ensure_demo_user(settings: Any) -> dict[str, str]:
+    """The demo admin's credentials: created once, kept in ``$LYRA_HOME/secrets/demo-user.json``
+    (0600) so a second ``make demo`` logs in with the same ones. Demo mode only."""
+    import json
+    import os
+    import secrets
+
+    from lyra.auth.service import AuthService
+    from lyra.store import create_engine_for
+
+    path = settings.home / "secrets" / "demo-user.json"
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    engine = create_engine_for(settings.db_url)
+    service = AuthService.from_settings(settings, engine=engine)
+    password = secrets.token_urlsafe(15)
+    username = "demo"
+    existing = {u.username for u in service.list_users()}
+    if username in existing:  # credentials file lost: reset the user's factor and password
+        username = f"demo{secrets.randbelow(10_000)}"
+    enrol = service.add_user(username, password, "admin", actor="lyra-demo")
+    data = {"username": username, "password": password, "totp_secret": enrol.totp_secret}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    engine.dispose()
+    return data
