@@ -28,7 +28,7 @@ from lyra.audit.chain import canonical_json
 from lyra.audit.ledger import Ledger
 from lyra.audit.log import EventLog
 from lyra.core.clock import ReplayClock
-from lyra.core.enums import OrderEventType, OrderStatus, Side
+from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import ConfigError, IntegrityError, ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import Bar, MarketEvent
@@ -36,6 +36,7 @@ from lyra.core.orders import TRANSITIONS, Fill, Order, OrderEvent, OrderIntent, 
 from lyra.core.timeutil import timeframe_to_ms
 from lyra.core.values import ZERO, to_decimal
 from lyra.execution.broker import Broker
+from lyra.portfolio.portfolio import Portfolio
 from lyra.session.config import SessionConfig
 from lyra.session.recorder import SessionRecorder
 from lyra.session.registry import SessionRegistry
@@ -167,13 +168,11 @@ class Session:
         self.strategies = {iid: strategy.incremental(iid, config.quantity) for iid in self.instruments}
         self.seq = 0
         self.working: set[str] = set()
-        self.cash: dict[str, Decimal] = {k: to_decimal(v) for k, v in config.balances.items()}
-        for inst in self.instruments.values():  # base assets are balances too (sells need them)
-            self.cash.setdefault(inst.base, ZERO)
-        self.holdings: dict[str, Decimal] = {iid: ZERO for iid in self.instruments}
-        for iid, inst in self.instruments.items():
-            if self.cash[inst.base] and not any(h for h in self.holdings.values()):
-                self.holdings[iid] = self.cash[inst.base]
+        # Cash per currency (base assets included: sells need them), average-cost positions,
+        # FIFO lots and fees, in exact Decimal. Starting balances in the quote currencies.
+        self.portfolio = Portfolio.open(self.instruments, config.balances)
+        self.cash = self.portfolio.cash
+        self.holdings: dict[str, Decimal] = self.portfolio.holdings()
         self.marks: dict[str, float] = {}
         self.last_data_ts: dict[str, int] = {}
         self.result = SessionResult(self.sid)
@@ -394,12 +393,8 @@ class Session:
         self.risk.on_equity(t, self.equity())  # type: ignore[union-attr]
 
     def _book_fill(self, f: Fill) -> None:
-        inst = self.instruments[f.instrument_id]
-        signed = f.quantity if f.side is Side.BUY else -f.quantity
-        self.holdings[f.instrument_id] = self.holdings.get(f.instrument_id, ZERO) + signed
-        self.cash[inst.quote] = self.cash.get(inst.quote, ZERO) - signed * f.price
-        self.cash[f.fee_currency] = self.cash.get(f.fee_currency, ZERO) - f.fee
-        self.cash[inst.base] = self.cash.get(inst.base, ZERO) + signed
+        self.portfolio.apply(f)
+        self.holdings[f.instrument_id] = self.portfolio.quantity(f.instrument_id)
         self.result.fills += 1
         self.result.fees += f.fee
 
@@ -415,14 +410,9 @@ class Session:
     # ------------------------------------------------------------------ portfolio
     def equity(self) -> Decimal:
         """Cash in the quote currencies plus positions at the last marks (exact Decimal)."""
-        total = sum((v for k, v in self.cash.items() if k not in self._bases()), ZERO)
-        for iid, q in self.holdings.items():
-            if q and iid in self.marks:
-                total += q * to_decimal(self.marks[iid])
-        return total
-
-    def _bases(self) -> set[str]:
-        return {i.base for i in self.instruments.values()}
+        marks = {iid: to_decimal(self.marks[iid])
+                 for iid, q in self.holdings.items() if q and iid in self.marks}
+        return self.portfolio.equity(marks)
 
     def _snapshot_equity(self, t: int) -> None:
         payload = {"equity": str(self.equity().quantize(Decimal("0.00000001"))),

@@ -65,7 +65,7 @@ def test_kill_all_stops_both_sessions_and_survives_restart(session_home, tmp_pat
     t_kill = time.monotonic()
     r = lyra(["kill", "--all", "--flatten", "--actor", "tester", "--reason", "drill"], env)
     assert r.returncode == 0, r.stderr
-    for sid, p in procs.items():
+    for p in procs.values():
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
         assert "stopped" in out
