@@ -196,6 +196,8 @@ class Session:
             int(r.data()["at_event"]): r.data() for r in self.recorder.expected if r.kind == "session.kill"}
         self.killed = False
         self._stop_when_idle = False
+        #: use the array loop for a plain replay of one bar series (same results, faster)
+        self.fast_path = True
 
     # ------------------------------------------------------------------ the loop
     def run(self, *, max_events: int | None = None, on_progress: Callable[[int], None] | None = None
@@ -226,9 +228,12 @@ class Session:
         next_poll = time.monotonic() + POLL_INTERVAL_S
         stopped = False
         try:
+            fast = self._fast_bars()
+            if fast is not None:
+                n, stopped, t = self._run_fast(fast, max_events, on_progress)
             # The hot loop: a bar that changes nothing costs a clock step, two dict stores and
             # the strategy's O(1) update. Everything else happens only when there is work.
-            for ev in self.feed:
+            for ev in (() if fast is not None else self.feed):
                 n += 1
                 iid = ev.instrument_id
                 if type(ev) is Bar:
@@ -302,6 +307,86 @@ class Session:
         r.equity = self.equity()
         r.seconds = time.perf_counter() - t_start
         return r
+
+    def _fast_bars(self) -> Any:
+        """The one bar series of a plain replay (no pacing, no hooks per bar), for the fast
+        loop; None when the generic loop is needed."""
+        if not self.fast_path or self._bar_hooks:
+            return None
+        srcs = getattr(self.feed, "sources", None)
+        if (not srcs or len(srcs) != 1 or srcs[0].bars is None or getattr(self.feed, "speed", 1) is not None
+                or getattr(self.feed, "clock", 1) is not None):
+            return None
+        st = self.strategies.get(srcs[0].instrument_id)
+        if st is None or not hasattr(st, "on_close"):
+            return None
+        return srcs[0]
+
+    def _run_fast(self, src: Any, max_events: int | None, on_progress: Callable[[int], None] | None
+                  ) -> tuple[int, bool, int]:
+        """The generic loop's exact semantics for one replayed bar series, without building a
+        Bar object for bars that change nothing (arrays in, the strategy's ``on_close``)."""
+        tf = self.tf_ms
+        tf_name = src.timeframe
+        iid = src.instrument_id
+        on_close = self.strategies[iid].on_close
+        advance = self.clock.advance_to
+        marks = self.marks
+        working = self.working
+        broker_on_market = self.broker.on_market
+        equity_every = self.config.equity_every
+        since_equity = self._bars_since_equity
+        b = src.bars
+        n = 0
+        t = 0
+        next_poll = time.monotonic() + POLL_INTERVAL_S
+        chunk = 65_536
+        for a in range(0, len(b.ts), chunk):
+            z = slice(a, a + chunk)
+            ts_l = b.ts[z].tolist()
+            cl = b.close[z].tolist()
+            for i, close in enumerate(cl):
+                n += 1
+                t0 = ts_l[i]
+                t = t0 + tf
+                advance(t)
+                bar = None
+                if working:
+                    bar = Bar(iid, tf_name, t0, float(b.open[a + i]), float(b.high[a + i]),
+                              float(b.low[a + i]), close, float(b.volume[a + i]))
+                    broker_on_market(bar)
+                    self._drain(t)
+                marks[iid] = close
+                intents = on_close(close)
+                if intents:
+                    self.last_data_ts[iid] = t
+                    if bar is None:  # the venue must know the price the strategy saw
+                        bar = Bar(iid, tf_name, t0, float(b.open[a + i]), float(b.high[a + i]),
+                                  float(b.low[a + i]), close, float(b.volume[a + i]))
+                        broker_on_market(bar)
+                    self._submit(intents, t)
+                since_equity += 1
+                if since_equity >= equity_every:
+                    self._snapshot_equity(t)
+                    since_equity = 0
+                if max_events is not None and n >= max_events:
+                    self.last_data_ts[iid] = t
+                    return n, False, t
+                if self._kills_at and n in self._kills_at:
+                    self._act_on_kill(self._kills_at.pop(n), n, t)
+                if self._stop_when_idle and not working:
+                    self.last_data_ts[iid] = t
+                    return n, True, t
+                if not n & 1023 and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + POLL_INTERVAL_S
+                    self.last_data_ts[iid] = t
+                    if self._poll(n, t):
+                        return n, True, t
+                    if on_progress is not None:
+                        on_progress(n)
+        if n:
+            self.last_data_ts[iid] = t
+        return n, False, t
 
     def _has_logged_start(self) -> bool:
         return any(True for _ in self.log.read(session_id=self.sid, kinds=("session.started",)))

@@ -97,3 +97,24 @@ def test_unknown_strategy_and_missing_data_fail_clearly(session_home):
         run(demo_config(session_id="bad2", symbols=["DOGE/USD"]), h)
     with pytest.raises(ConfigError, match="fast"):
         run(demo_config(session_id="bad3", params={"fast": 50, "slow": 20}), h)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_fast_bar_loop_writes_exactly_what_the_generic_loop_writes(session_home, tmp_path):
+    """The array fast path is an optimisation only: same entries, payloads and times."""
+    from lyra.store import create_engine_for, upgrade
+
+    h = session_home
+    logs = []
+    for fast in (True, False):
+        eng = create_engine_for(f"sqlite:///{tmp_path / f'fast-{fast}.db'}")
+        upgrade(eng)
+        s = open_session(demo_config(session_id="fp", end="2018-01-15", latency_ms=7_200_000), engine=eng,
+                         market_dir=h["home"] / "market")
+        s.fast_path = fast
+        assert (s._fast_bars() is not None) is fast or not fast
+        r = s.run()
+        logs.append([(e.kind, e.ts, e.payload) for e in s.log.read(session_id="fp")])
+        eng.dispose()
+        assert r.fills > 50
+    assert logs[0] == logs[1]
