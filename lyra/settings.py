@@ -21,8 +21,9 @@ from pydantic import ValidationError as PydanticValidationError
 from lyra.core.errors import ConfigError
 
 _ENV_PREFIX = "LYRA_"
-# Environment variables that belong to the process, not to Settings.
-_ENV_NOT_SETTINGS = {"LYRA_CONFIG"}
+# Environment variables that belong to the process or the tooling, not to Settings.
+_ENV_NOT_SETTINGS = {"LYRA_CONFIG", "LYRA_SAMPLE_DATA", "LYRA_SKIP_BROWSER"}
+_ENV_NOT_SETTINGS_PREFIXES = ("LYRA_TEST_",)
 
 
 class Settings(BaseModel):
@@ -134,7 +135,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
             raise ConfigError("LYRA_CONFIG", config_file, f"not valid TOML: {exc}") from exc
         source = config_file
     for key, val in env.items():
-        if key.startswith(_ENV_PREFIX) and key not in _ENV_NOT_SETTINGS:
+        if (key.startswith(_ENV_PREFIX) and key not in _ENV_NOT_SETTINGS
+                and not key.startswith(_ENV_NOT_SETTINGS_PREFIXES)):
             values[key[len(_ENV_PREFIX):].lower()] = val
     values.update(overrides)
     try:

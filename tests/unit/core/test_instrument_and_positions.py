@@ -81,3 +81,11 @@ def test_time_helpers_and_replay_clock():
     assert c.now_ms() == 10
     with pytest.raises(ValidationError, match="cannot go back"):
         c.advance_to(5)
+
+
+def test_tooling_variables_are_not_settings(tmp_path):
+    from lyra.settings import load_settings
+
+    s = load_settings({"LYRA_HOME": str(tmp_path), "LYRA_TEST_PG_URL": "postgresql://x@y/z",
+                       "LYRA_SAMPLE_DATA": "/data", "LYRA_SKIP_BROWSER": "1"})
+    assert s.home == tmp_path.resolve()
