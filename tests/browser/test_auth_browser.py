@@ -108,7 +108,7 @@ def browser() -> Browser:
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     pg = context.new_page()
-    pg.set_default_timeout(15_000)
+    pg.set_default_timeout(45_000)  # a cold Panel process on a busy 2-core machine is slow
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(str(e)))
