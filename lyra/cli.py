@@ -159,6 +159,9 @@ def version() -> None:
 
 _mount_optional("data", "lyra.feeds.cli", "data_app", "Market data: download, import, list, quality.")
 _mount_optional("session", "lyra.session.cli", "session_app", "Sessions: start, status, stop, resume.")
+_mount_optional("run", "lyra.ops.cli", "run_command", "Execute a notebook with papermill, recorded as a run.")
+_mount_optional("runs", "lyra.ops.cli", "runs_app", "Notebook runs: list, show.")
+_mount_optional("schedule", "lyra.ops.cli", "schedule_app", "Scheduled notebook runs.")
 _mount_optional("user", "lyra.auth.cli", "user_app", "Users: add, list, set-role, reset-mfa, lock.")
 _mount_optional("apikey", "lyra.auth.cli", "apikey_app", "API keys: create, rotate, revoke.")
 _mount_optional("serve", "lyra.auth.serve", "serve_command", "Serve the dashboards behind the auth proxy.")

@@ -1,0 +1,94 @@
+"""What a notebook tells the run registry: the data it read and its key results.
+
+Import-light on purpose (no papermill, no database): notebooks call these at the top and the
+end. Outside ``lyra run`` / ``lyra schedule`` (plain JupyterLab) they return what they were
+given and write nothing.
+
+>>> from lyra.ops.context import record_reads, record_results, session_reads
+>>> record_reads(session_reads(config))           # the bars a session will replay
+>>> record_results({"fills": 12, "final_equity": "10012.50"})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+#: Environment variables the runner sets for the notebook's kernel (not LYRA_*: the settings
+#: loader refuses unknown LYRA_ variables).
+ENV_RUN_ID = "LYRARUN_ID"
+ENV_RUN_DIR = "LYRARUN_DIR"
+READS_FILE = "reads.json"
+RESULTS_FILE = "results.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DataRange:
+    """A range of one dataset of the market store: bars of ``timeframe`` (or ``trades``)
+    with time in [start, end); ``None`` bounds are open."""
+
+    venue: str
+    symbol: str
+    timeframe: str
+    start: str | None = None
+    end: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataRange:
+        return cls(str(d["venue"]), str(d["symbol"]), str(d["timeframe"]),
+                   None if d.get("start") is None else str(d["start"]),
+                   None if d.get("end") is None else str(d["end"]))
+
+
+def current_run_id() -> str | None:
+    """The id of the run executing this notebook, or None outside the runner."""
+    return os.environ.get(ENV_RUN_ID) or None
+
+
+def current_run_dir() -> Path | None:
+    """``$LYRA_HOME/runs/<run-id>`` of the run executing this notebook, or None."""
+    d = os.environ.get(ENV_RUN_DIR)
+    return Path(d) if d else None
+
+
+def session_reads(config: Any) -> list[DataRange]:
+    """The ranges a session config replays (a ``SessionConfig`` or its dict form)."""
+    get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+    return [DataRange(str(get("venue")), str(s), str(get("timeframe", "1h")), get("start"), get("end"))
+            for s in get("symbols", ())]
+
+
+def record_reads(ranges: Iterable[DataRange | Mapping[str, Any]]) -> list[DataRange]:
+    """Tell the runner which data this notebook read; it hashes those rows of the store into
+    the run's data fingerprint. Calls accumulate (a notebook may read several things)."""
+    out = [r if isinstance(r, DataRange) else DataRange.from_dict(r) for r in ranges]
+    run_dir = current_run_dir()
+    if run_dir is not None:
+        path = run_dir / READS_FILE
+        known = json.loads(path.read_text()) if path.exists() else []
+        for r in out:
+            if asdict(r) not in known:
+                known.append(asdict(r))
+        _atomic_json(path, known)
+    return out
+
+
+def record_results(results: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Record the run's key results (JSON-able). ``results`` is what a rerun must reproduce
+    exactly; ``info`` is kept alongside but not compared (ids, timings)."""
+    data = {"results": dict(results), "info": dict(info or {})}
+    text = json.dumps(data, sort_keys=True, default=str)  # refuse what JSON cannot hold early
+    run_dir = current_run_dir()
+    if run_dir is not None:
+        _atomic_json(run_dir / RESULTS_FILE, json.loads(text))
+    return dict(results)
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    tmp.replace(path)
