@@ -53,3 +53,215 @@ def page(title: str, main: pn.viewable.Viewable, *, route: str) -> pn.template.B
     )
     template.main.append(main)
     return template
+
+
+# --------------------------------------------------------------------------- live dashboards
+# The pieces the trading/risk/... apps share: a read model per process, a base view that polls
+# the event log's head and re-queries only when it moved, empty states and messages.
+
+import functools  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import param  # noqa: E402
+
+from lyra.core.errors import LyraError  # noqa: E402
+from lyra.readside import ReadModel, SessionInfo  # noqa: E402
+
+NO_SESSION = ("**No session yet.** Start one with `lyra session start --config my_session.toml`, "
+              "or run `make demo` (a paper session on the shipped data), then come back: this page "
+              "updates by itself.")
+NUMBER = "0,0.00"
+TABLE_OPTS: dict[str, Any] = {"disabled": True, "pagination": "local", "page_size": 15, "show_index": False,
+                              "sizing_mode": "stretch_width", "header_filters": True}
+
+
+@functools.cache
+def read_model() -> tuple[ReadModel, Path]:
+    """One engine (connection pool) and read model per server process, shared by sessions."""
+    from lyra.bootstrap import open_engine
+
+    settings, engine = open_engine()
+    return ReadModel(engine, settings.market_dir), settings.audit_dir / "events.jsonl"
+
+
+def query_param(name: str, default: str | None = None) -> str | None:
+    """A URL query parameter of the page being built (``?session=demo``), else ``default``."""
+    loc = pn.state.location
+    if loc is None:
+        return default
+    value = loc.query_params.get(name)
+    return default if value in (None, "") else str(value)
+
+
+class LiveView(pn.viewable.Viewer):
+    """Base of the live dashboards: a session picker, a message line, a periodic refresh.
+
+    Subclasses build their widgets in ``_build()`` (returning the body) and fill them in
+    ``update(full)``; ``full`` is False when only a poll found new log entries of kinds the
+    view listens to (``LISTEN``). ``live=False`` (tests, notebooks) skips the timer; call
+    :meth:`tick` to poll by hand.
+    """
+
+    session_id = param.String(default="", doc="The session shown.")
+    refresh_ms = param.Integer(default=1000, bounds=(250, 60_000), doc="Poll period of the log head.")
+    message = param.String(default="", doc="Empty state / error shown above the body.")
+    head_seq = param.Integer(default=0, doc="Last event-log entry seen.")
+
+    LISTEN: tuple[str, ...] = ("order.", "session.", "risk.")
+
+    def __init__(self, rm: ReadModel, session_id: str | None = None, *, live: bool = True,
+                 **params: Any) -> None:
+        super().__init__(**params)
+        self.rm = rm
+        self.info: SessionInfo | None = None
+        self._picker = pn.widgets.Select(label="Session", options=[], width=220)
+        self._note = pn.pane.Alert("", alert_type="warning", visible=False, name="message",
+                                   css_classes=["lyra-message"], sizing_mode="stretch_width")
+        self._body = self._build()
+        self._layout = pn.Column(pn.Row(self._picker, pn.pane.Markdown("", name="session-line",
+                                                                         css_classes=["lyra-session"])),
+                                 self._note, self._body, sizing_mode="stretch_width")
+        self._set_sessions(session_id)
+        self._picker.param.watch(self._picked, "value")
+        self._callback = None
+        # The first load is a few small indexed queries (tens of ms): doing it here puts data in
+        # the first paint instead of costing another browser round-trip after ``onload``.
+        self._first_load()
+        if live:
+            self._callback = pn.state.add_periodic_callback(self.tick, period=self.refresh_ms)
+
+    # -------------------------------------------------------------- subclass hooks
+    def _build(self) -> pn.viewable.Viewable:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, full: bool = True) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- machinery
+    def _set_sessions(self, wanted: str | None) -> None:
+        found = [s.session_id for s in self.rm.sessions()]
+        self._picker.options = found
+        if wanted and wanted not in found:
+            self.warn(f"Session **{wanted}** does not exist; showing the latest one instead.")
+            wanted = None
+        sid = wanted or self.rm.default_session_id() or ""
+        self.session_id = sid
+        if sid:
+            self._picker.value = sid
+
+    def _picked(self, event: Any) -> None:
+        if event.new and event.new != self.session_id:
+            self.session_id = event.new
+            self.message = ""
+            self.reload()
+
+    def warn(self, text: str, kind: str = "warning") -> None:
+        """Show a message above the body (empty states, bad input, vanished sessions)."""
+        self.message = text
+        self._note.object = text
+        self._note.alert_type = kind
+        self._note.visible = bool(text)
+
+    def _first_load(self) -> None:
+        self.head_seq = self.rm.head_seq()
+        self._safe_update(True)
+
+    def reload(self) -> None:
+        """A full reload with the loading indicator on (a new session, a new widget value)."""
+        self._body.loading = True
+        try:
+            self._safe_update(True)
+        finally:
+            self._body.loading = False
+
+    def _safe_update(self, full: bool) -> None:
+        try:
+            if not self.session_id:
+                self._set_sessions(None)
+            if not self.session_id:
+                self.info = None
+                self.warn(NO_SESSION, "info")
+                self.clear()
+                return
+            info = self.rm.session(self.session_id)
+            if info is None:
+                gone = self.session_id
+                self._set_sessions(None)
+                self.warn(f"Session **{gone}** no longer exists (deleted or the database was reset); "
+                          f"pick another one.", "danger")
+                if not self.session_id:
+                    self.clear()
+                    return
+                info = self.rm.session(self.session_id)
+            self.info = info
+            state = "responding" if info and info.responding() else (info.status if info else "")
+            self._layout[0][1].object = (f"**{info.strategy}** on {info.venue} "
+                                         f"{', '.join(info.symbols)} {info.timeframe} · {info.mode} · "
+                                         f"{state}") if info else ""
+            if self.message.startswith(NO_SESSION[:10]):
+                self.warn("")
+            self.update(full)
+        except (LyraError, ValueError, KeyError) as exc:
+            self.warn(f"Could not show this: {exc}", "danger")
+        except Exception as exc:  # the database went away, a file is missing...: keep the page alive
+            logging.getLogger(__name__).exception("dashboard update failed")
+            self.warn(f"Could not read the database ({type(exc).__name__}); retrying.", "danger")
+
+    def tick(self) -> None:
+        """Poll the log head; re-query when entries of the kinds this view shows arrived."""
+        try:
+            ch = self.rm.changes_since(self.head_seq)
+        except Exception as exc:
+            self.warn(f"Could not read the database ({type(exc).__name__}); retrying.", "danger")
+            return
+        if not ch.any:
+            if self.session_id and self.info is not None and self.rm.session(self.session_id) is None:
+                self._safe_update(True)
+            return
+        self.head_seq = ch.head_seq
+        if ch.touches("session.started") or not self.session_id:
+            before = self.session_id
+            self._set_sessions(self.session_id or None)
+            if self.session_id != before:  # the first session appeared: show it whole
+                self._safe_update(True)
+                return
+        if ch.touches(*self.LISTEN):
+            self._safe_update(False)
+
+    def clear(self) -> None:
+        """Empty the widgets (no session); subclasses override when they hold data."""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+def kpi_card(label: str, value: str, *, name: str = "") -> pn.pane.HTML:
+    """A small KPI tile (label above, big value)."""
+    return pn.pane.HTML(kpi_html(label, value), name=name or label, css_classes=["lyra-kpi"],
+                        margin=(4, 8), width=170)
+
+
+def kpi_html(label: str, value: str) -> str:
+    return (f'<div style="background:#22272e;border-radius:6px;padding:8px 12px">'
+            f'<div style="font-size:12px;color:#9aa4af">{label}</div>'
+            f'<div style="font-size:20px;font-weight:600" class="lyra-kpi-value">{value}</div></div>')
+
+
+def chart(title: str, *, height: int = 260, datetime: bool = True, **kw: Any) -> Any:
+    """A Bokeh figure sized for the dashboards (the dark template themes it)."""
+    from bokeh.plotting import figure
+
+    opts: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "title": title,
+                            "tools": "pan,wheel_zoom,box_zoom,reset,hover" if kw.pop("hover", False)
+                            else "pan,wheel_zoom,box_zoom,reset"}
+    if datetime:
+        opts["x_axis_type"] = "datetime"
+    opts.update(kw)
+    return figure(**opts)
+
+
+def empty_source(*cols: str) -> Any:
+    from bokeh.models import ColumnDataSource
+
+    return ColumnDataSource({c: [] for c in cols})

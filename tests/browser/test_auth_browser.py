@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,23 +18,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from lyra.auth import AuthEventKind
 from lyra.auth.serve import LyraServer, default_apps_dir
-from lyra.auth.totp import totp_code
 from lyra.bootstrap import initialise
 from lyra.settings import load_settings
+from lyra.testing.serving import CHROMIUM, CHROMIUM_ARGS, KEY, new_user, sign_in
+from lyra.testing.serving import shot as _shot
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PASSWORD = "velvet comet granite orchard"
-KEY = "browser-test-signing-key-" + "Hq4Wz8Lp2Vn6Rt0Yk3Xm7Bc5"
 ARTIFACTS = (
     Path(os.environ.get("LYRA_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
     / "auth"
@@ -117,34 +104,9 @@ def page(browser):
     context.close()
 
 
-def new_user(server: LyraServer, role: str) -> tuple[str, str]:
-    name = f"{role[:5]}{uuid.uuid4().hex[:6]}"
-    return name, server.service.add_user(name, PASSWORD, role, actor="test").totp_secret
-
-
-def sign_in(page: Page, server: LyraServer, name: str, seed: str, path: str = "/") -> None:
-    page.goto(server.url + path)
-    assert "/auth/login" in page.url
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/auth/mfa**")
-    page.fill("#code", totp_code(seed, server.service.now()))
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
-
-
 def shot(page: Page, name: str) -> Path:
-    """Save a screenshot and check it is not blank (more than a handful of colours)."""
-    from PIL import Image
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    with Image.open(path) as img:
-        colours = img.convert("RGB").getcolors(maxcolors=1_000_000)
-    assert colours is not None and len(colours) > 20, f"{path} looks blank"
-    return path
+    """Save a screenshot under ``test-artifacts/auth/`` and check it is not blank."""
+    return _shot(page, ARTIFACTS, name)
 
 
 def test_login_shows_only_the_apps_the_role_allows(page, server):

@@ -336,7 +336,7 @@ def test_api_keys_revoked_or_expired_are_refused(stack):
 
 def test_each_app_opens_for_exactly_the_roles_the_table_allows(stack):
     apps = discover_apps(default_apps_dir())
-    assert [a.route for a in apps] == ["audit"]
+    assert len(apps) == 9  # the audit log and the eight dashboards
     for role in Role:
         c, _, _ = stack.login(role.value)
         for spec in apps:

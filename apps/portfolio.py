@@ -1,0 +1,194 @@
+"""Portfolio overview: allocation by asset and by strategy, performance attribution (realised,
+unrealised, fees per session and instrument), and cash and balances by venue.
+
+Money is in each session's quote currency; sessions in different quote currencies are listed
+side by side, not summed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+from bokeh.models import NumberFormatter
+
+from lyra.readside import ReadModel, fmt_money
+
+try:
+    from _template import (
+        NUMBER,
+        TABLE_OPTS,
+        LiveView,
+        chart,
+        empty_source,
+        kpi_card,
+        kpi_html,
+        page,
+        query_param,
+        read_model,
+    )
+except ImportError:  # pragma: no cover - notebook use
+    from apps._template import (
+        NUMBER,
+        TABLE_OPTS,
+        LiveView,
+        chart,
+        empty_source,
+        kpi_card,
+        kpi_html,
+        page,
+        query_param,
+        read_model,
+    )
+
+ROUTE = "portfolio"
+TITLE = "Portfolio"
+REQUIRES = "view_portfolio"
+
+_FMT = {
+    c: NumberFormatter(format=NUMBER)
+    for c in (
+        "value",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees",
+        "net_pnl",
+        "cash",
+        "equity",
+        "positions_value",
+        "quantity",
+        "mark",
+    )
+}
+_FMT["weight"] = NumberFormatter(format="0.00%")
+
+
+def allocation(rm: ReadModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(by asset, by strategy, balances by venue) over every session's last equity snapshot."""
+    assets, strategies, venues = [], [], []
+    for s in rm.sessions():
+        curve = rm.equity_curve(s.session_id)
+        if curve.empty:
+            continue
+        last = curve.iloc[-1]
+        eq = float(last["equity"])
+        held = sum(q * last["marks"].get(iid, 0.0) for iid, q in last["positions"].items())
+        cash = eq - held
+        for iid, q in last["positions"].items():
+            v = q * last["marks"].get(iid, 0.0)
+            assets.append({"asset": iid.partition(":")[2].split("/")[0], "session": s.session_id, "value": v})
+        assets.append({"asset": s.quote or "cash", "session": s.session_id, "value": cash})
+        strategies.append({"strategy": s.strategy, "session": s.session_id, "equity": eq})
+        venues.append(
+            {
+                "venue": s.venue,
+                "session": s.session_id,
+                "currency": s.quote,
+                "cash": cash,
+                "positions_value": held,
+                "equity": eq,
+            }
+        )
+    a = pd.DataFrame(assets, columns=["asset", "session", "value"])
+    a = a.groupby("asset", as_index=False)["value"].sum() if len(a) else a[["asset", "value"]]
+    a["weight"] = a["value"] / a["value"].sum() if len(a) and a["value"].sum() else 0.0
+    st = pd.DataFrame(strategies, columns=["strategy", "session", "equity"])
+    st = st.groupby("strategy", as_index=False)["equity"].sum() if len(st) else st[["strategy", "equity"]]
+    st["weight"] = st["equity"] / st["equity"].sum() if len(st) and st["equity"].sum() else 0.0
+    return (
+        a,
+        st,
+        pd.DataFrame(venues, columns=["venue", "session", "currency", "cash", "positions_value", "equity"]),
+    )
+
+
+def attribution(rm: ReadModel) -> pd.DataFrame:
+    """Realised and unrealised PnL and fees per session and instrument; net = realised + unrealised − fees."""
+    pos = rm.positions()
+    out = pos[["session_id", "symbol", "quantity", "mark", "realized_pnl", "unrealized_pnl", "fees"]].copy()
+    out["unrealized_pnl"] = out["unrealized_pnl"].fillna(0.0)
+    out["net_pnl"] = out["realized_pnl"] + out["unrealized_pnl"] - out["fees"]
+    return out
+
+
+class PortfolioView(LiveView):
+    """Allocation, attribution and balances over every session (the picker sets the headline)."""
+
+    LISTEN = ("order.fill", "session.")
+
+    def __init__(self, rm: ReadModel, session_id: str | None = None, **params: Any) -> None:
+        self.by_asset = self.by_strategy = self.balances = self.attribution = pd.DataFrame()
+        super().__init__(rm, session_id, **params)
+
+    def _build(self) -> pn.viewable.Viewable:
+        self._cards = {
+            k: kpi_card(k, "–", name=f"kpi-{k}") for k in ("Total equity", "Cash", "In positions", "Net PnL")
+        }
+        self._asset_src = empty_source("asset", "value")
+        self._fa = chart("Allocation by asset", datetime=False, x_range=[""], height=240)
+        self._fa.vbar("asset", top="value", width=0.6, source=self._asset_src, color="#4f8cc9")
+        self._strat_src = empty_source("strategy", "equity")
+        self._fs = chart("Allocation by strategy", datetime=False, x_range=[""], height=240)
+        self._fs.vbar("strategy", top="equity", width=0.6, source=self._strat_src, color="#26a69a")
+        self._t_asset = pn.widgets.Tabulator(
+            pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "by-asset"], **TABLE_OPTS
+        )
+        self._t_attr = pn.widgets.Tabulator(
+            pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "attribution"], **TABLE_OPTS
+        )
+        self._t_bal = pn.widgets.Tabulator(
+            pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "balances"], **TABLE_OPTS
+        )
+        return pn.Column(
+            pn.Row(*self._cards.values()),
+            pn.Row(
+                pn.pane.Bokeh(self._fa, sizing_mode="stretch_width"),
+                pn.pane.Bokeh(self._fs, sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            ),
+            pn.Tabs(
+                ("Allocation", self._t_asset),
+                ("Performance attribution", self._t_attr),
+                ("Cash and balances by venue", self._t_bal),
+                dynamic=True,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    def clear(self) -> None:
+        for t in (self._t_asset, self._t_attr, self._t_bal):
+            t.value = pd.DataFrame()
+
+    def update(self, full: bool = True) -> None:
+        info = self.info
+        assert info is not None
+        self.by_asset, self.by_strategy, self.balances = allocation(self.rm)
+        self.attribution = attribution(self.rm)
+        self._asset_src.data = {"asset": list(self.by_asset["asset"]), "value": list(self.by_asset["value"])}
+        self._fa.x_range.factors = list(self.by_asset["asset"]) or ["(none)"]
+        self._strat_src.data = {
+            "strategy": list(self.by_strategy["strategy"]),
+            "equity": list(self.by_strategy["equity"]),
+        }
+        self._fs.x_range.factors = list(self.by_strategy["strategy"]) or ["(none)"]
+        self._t_asset.value = self.by_asset
+        self._t_attr.value = self.attribution
+        self._t_bal.value = self.balances
+        q = info.quote
+        b = self.balances
+        self._cards["Total equity"].object = kpi_html("Total equity", fmt_money(float(b["equity"].sum()), q))
+        self._cards["Cash"].object = kpi_html("Cash", fmt_money(float(b["cash"].sum()), q))
+        self._cards["In positions"].object = kpi_html(
+            "In positions", fmt_money(float(b["positions_value"].sum()), q)
+        )
+        self._cards["Net PnL"].object = kpi_html(
+            "Net PnL", fmt_money(float(self.attribution["net_pnl"].sum()), q)
+        )
+
+
+def create_app() -> pn.viewable.Viewable:
+    """A fresh portfolio page for one browser session."""
+    rm, _jsonl = read_model()
+    return page(TITLE, PortfolioView(rm, query_param("session")), route=ROUTE)

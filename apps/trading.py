@@ -1,0 +1,429 @@
+"""Trading: candlesticks with volume and the session's fills, positions, open orders, recent
+fills, and (for roles allowed to trade) a risk-checked order ticket and cancel.
+
+Query parameters: ``?session=<id>`` and ``?bars=<n>`` (how many latest bars, 100..200,000;
+drawn downsampled to at most 1,500 candles). In a notebook: ``TradingView(ReadModel(engine,
+market_dir), live=False)``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, NumberFormatter
+from bokeh.plotting import figure
+
+from lyra.auth.permissions import Action, Principal
+from lyra.core.errors import LyraError
+from lyra.core.timeutil import timeframe_to_ms
+from lyra.readside import MANUAL_SESSION, ManualDesk, ReadModel, downsample_ohlc, fmt_money, fmt_num
+
+try:
+    from _template import NUMBER, TABLE_OPTS, LiveView, kpi_card, kpi_html, page, query_param, read_model
+except ImportError:  # pragma: no cover - notebook use
+    from apps._template import NUMBER, TABLE_OPTS, LiveView, kpi_card, kpi_html, page, query_param, read_model
+
+ROUTE = "trading"
+TITLE = "Trading"
+REQUIRES = "view_trading"
+
+MAX_CANDLES = 1500
+FILL_ROWS = 200
+_FMT = {
+    c: NumberFormatter(format=NUMBER)
+    for c in (
+        "price",
+        "quantity",
+        "fee",
+        "notional",
+        "avg_price",
+        "mark",
+        "market_value",
+        "realized_pnl",
+        "unrealized_pnl",
+        "filled_quantity",
+        "avg_fill_price",
+        "limit_price",
+        "fees",
+    )
+}
+
+
+class TradingView(LiveView):
+    """Chart, positions, open orders, fills; order ticket when ``principal`` may trade."""
+
+    bars = param.Integer(default=5000, bounds=(100, 200_000), doc="Latest bars on the chart.")
+    refresh_ms = param.Integer(default=250, bounds=(250, 60_000))
+    LISTEN = ("order.", "session.")
+
+    def __init__(
+        self,
+        rm: ReadModel,
+        session_id: str | None = None,
+        *,
+        principal: Principal | None = None,
+        desk: ManualDesk | None = None,
+        **params: Any,
+    ) -> None:
+        self.principal = principal
+        self.desk = desk
+        self.shown_bars = pd.DataFrame()
+        self.fill_frame = pd.DataFrame()
+        super().__init__(rm, session_id, **params)
+        self.param.watch(lambda _e: self.reload(), ["bars"])
+
+    # -------------------------------------------------------------- layout
+    def _build(self) -> pn.viewable.Viewable:
+        self._candles = ColumnDataSource(
+            {k: [] for k in ("time", "open", "high", "low", "close", "volume", "color")}
+        )
+        self._fill_src = ColumnDataSource({"time": [], "price": [], "side": [], "color": [], "marker": []})
+        price = figure(
+            x_axis_type="datetime",
+            height=360,
+            sizing_mode="stretch_width",
+            tools="xpan,xwheel_zoom,box_zoom,reset",
+            active_scroll="xwheel_zoom",
+            title="Price",
+        )
+        price.segment("time", "high", "time", "low", source=self._candles, color="color")
+        self._body_glyph = price.vbar(
+            "time", 0.0, "open", "close", source=self._candles, fill_color="color", line_color="color"
+        )
+        price.scatter(
+            "time",
+            "price",
+            source=self._fill_src,
+            marker="marker",
+            size=9,
+            color="color",
+            line_color="white",
+            legend_label="fills",
+        )
+        price.legend.location = "top_left"
+        vol = figure(
+            x_axis_type="datetime",
+            height=110,
+            sizing_mode="stretch_width",
+            x_range=price.x_range,
+            tools="",
+            title="Volume",
+        )
+        self._vol_glyph = vol.vbar("time", 0.0, "volume", 0, source=self._candles, color="color", alpha=0.6)
+        self._chart_note = pn.pane.Markdown("", name="chart-note")
+        self._kpis = {
+            k: kpi_card(k, "–", name=f"kpi-{k}") for k in ("Fills", "Last fill", "Position", "Mark")
+        }
+        self._kpis["Fills"].css_classes = ["lyra-kpi", "lyra-fill-count"]
+        self._positions = pn.widgets.Tabulator(
+            pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "positions"], **TABLE_OPTS
+        )
+        self._open = pn.widgets.Tabulator(
+            pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "open-orders"], **TABLE_OPTS
+        )
+        self._fills = pn.widgets.Tabulator(
+            pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "fills"], **TABLE_OPTS
+        )
+        book = pn.pane.Markdown(
+            "**Order book**: no level-2 feed for this instrument. Paper sessions replaying bars have "
+            "no book; a live or recorded L2 feed shows its ladder here.",
+            name="order-book",
+        )
+        side = [book, *self._ticket()]
+        return pn.Column(
+            pn.Row(*self._kpis.values()),
+            pn.Row(
+                pn.Column(
+                    pn.pane.Bokeh(price, sizing_mode="stretch_width"),
+                    pn.pane.Bokeh(vol, sizing_mode="stretch_width"),
+                    self._chart_note,
+                    sizing_mode="stretch_width",
+                ),
+                pn.Column(*side, width=320),
+            ),
+            pn.Tabs(
+                ("Positions", self._positions),
+                ("Open orders", self._open),
+                ("Recent fills", self._fills),
+                dynamic=True,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    def _ticket(self) -> list[pn.viewable.Viewable]:
+        p = self.principal
+        if p is None or self.desk is None or not p.can(Action.PLACE_ORDER):
+            return [pn.pane.Markdown("_Your role views only: no order ticket._", name="no-ticket")]
+        self._t_inst = pn.widgets.Select(label="Instrument", options=sorted(self.desk.instruments))
+        self._t_side = pn.widgets.RadioButtonGroup(label="Side", options=["buy", "sell"], value="buy")
+        self._t_qty = pn.widgets.TextInput(label="Quantity", value="0.01")
+        self._t_limit = pn.widgets.TextInput(label="Limit price (empty: market)", value="")
+        review = pn.widgets.Button(label="Review order", color="primary", css_classes=["lyra-review"])
+        self._t_confirm = pn.widgets.Button(
+            label="Confirm: send through risk",
+            color="danger",
+            visible=False,
+            css_classes=["lyra-confirm-order"],
+        )
+        self._t_out = pn.pane.Markdown("", name="ticket-result", css_classes=["lyra-ticket-result"])
+        review.on_click(self._review)
+        self._t_confirm.on_click(self._send)
+        widgets: list[pn.viewable.Viewable] = [
+            pn.pane.Markdown("### Order ticket (manual desk)"),
+            self._t_inst,
+            self._t_side,
+            self._t_qty,
+            self._t_limit,
+            review,
+            self._t_confirm,
+            self._t_out,
+        ]
+        if p.can(Action.CANCEL_ORDER):
+            self._c_pick = pn.widgets.Select(label="Cancel manual order", options=[])
+            cancel = pn.widgets.Button(label="Cancel order", color="warning")
+            cancel.on_click(self._cancel)
+            widgets += [self._c_pick, cancel]
+        return [pn.Column(*widgets, css_classes=["lyra-order-ticket"], name="order-ticket")]
+
+    # -------------------------------------------------------------- actions
+    def _ticket_values(self) -> tuple[str, str, Decimal, Decimal | None]:
+        try:
+            qty = Decimal(self._t_qty.value.strip())
+            limit = Decimal(self._t_limit.value.strip()) if self._t_limit.value.strip() else None
+        except InvalidOperation:
+            raise LyraError("quantity and limit price must be numbers") from None
+        if not qty.is_finite() or qty <= 0 or (limit is not None and (not limit.is_finite() or limit <= 0)):
+            raise LyraError("quantity and limit price must be positive")
+        return self._t_inst.value, self._t_side.value, qty, limit
+
+    def _review(self, _e: Any = None) -> None:
+        try:
+            inst, side, qty, limit = self._ticket_values()
+        except LyraError as exc:
+            self._t_out.object = f"Not done: {exc}"
+            self._t_confirm.visible = False
+            return
+        kind = f"limit {fmt_num(float(limit))}" if limit else "market"
+        self._t_out.object = f"Send **{side} {qty} {inst}** ({kind})? Risk checks it first."
+        self._t_confirm.visible = True
+
+    def _send(self, _e: Any = None) -> None:
+        self._t_confirm.visible = False
+        assert self.desk is not None
+        assert self.principal is not None
+        try:
+            inst, side, qty, limit = self._ticket_values()
+            mark = self.rm.last_marks(self.session_id).get(inst) if self.session_id else None
+            order, reason = self.desk.submit(
+                self.principal,
+                instrument_id=inst,
+                side=side,
+                quantity=qty,
+                limit_price=limit,
+                mark=Decimal(repr(mark or 0)),
+            )
+        except LyraError as exc:
+            self._t_out.object = f"Not done: not sent: {exc}"
+            return
+        verdict = "approved by risk" if order.status.value == "submitted" else f"**denied** by risk: {reason}"
+        self._t_out.object = f"Order `{order.client_order_id}` {verdict} (status {order.status.value})."
+        self._safe_update(False)
+
+    def _cancel(self, _e: Any = None) -> None:
+        assert self.desk is not None
+        assert self.principal is not None
+        cid = self._c_pick.value
+        if not cid:
+            self._t_out.object = "No open manual order to cancel."
+            return
+        try:
+            self.desk.cancel(self.principal, cid)
+            self._t_out.object = f"Order `{cid}` cancelled."
+        except LyraError as exc:
+            self._t_out.object = f"Not done: {exc}"
+        self._safe_update(False)
+
+    # -------------------------------------------------------------- data
+    def clear(self) -> None:
+        self._candles.data = {k: [] for k in self._candles.data}
+        self._fill_src.data = {k: [] for k in self._fill_src.data}
+        for t in (self._positions, self._open, self._fills):
+            t.value = pd.DataFrame()
+
+    def _load_bars(self) -> None:
+        info = self.info
+        assert info is not None
+        sym = info.symbols[0]
+        tf = timeframe_to_ms(info.timeframe)
+        end = info.data_ts + 1 if info.data_ts else None
+        raw = self.rm.bars(info.venue, sym, info.timeframe, end=end)
+        raw = raw.iloc[-self.bars :]
+        self.shown_bars = downsample_ohlc(raw, MAX_CANDLES)
+        b = self.shown_bars
+        if b.empty:
+            self._chart_note.object = f"No {info.timeframe} bars for {info.venue} {sym} in the market store."
+            self._candles.data = {k: [] for k in self._candles.data}
+            return
+        width = (len(raw) / max(len(b), 1)) * tf * 0.8
+        self._body_glyph.glyph.width = width
+        self._vol_glyph.glyph.width = width
+        up = b["close"] >= b["open"]
+        self._candles.data = {
+            "time": b["time"],
+            "open": b["open"],
+            "high": b["high"],
+            "low": b["low"],
+            "close": b["close"],
+            "volume": b["volume"],
+            "color": np.where(up, "#26a69a", "#ef5350"),
+        }
+        note = f"{len(raw):,} bars" + (f", drawn as {len(b):,} candles" if len(b) < len(raw) else "")
+        self._chart_note.object = f"{info.venue} {sym} {info.timeframe}: {note}."
+
+    def update(self, full: bool = True) -> None:
+        info = self.info
+        assert info is not None
+        if full or self.shown_bars.empty:
+            self._load_bars()
+        elif (
+            not self.shown_bars.empty
+            and info.data_ts > int(self.shown_bars["ts"].iloc[-1]) + 60 * 60_000 * 24
+        ):
+            self._load_bars()  # a running session moved on: follow it (at most daily granularity)
+        f = self.rm.fills(self.session_id)
+        pos = self.rm.positions(self.session_id)
+        marks = self.rm.last_marks(self.session_id)
+        grew = len(f) != len(self.fill_frame) or full
+        self.fill_frame = f
+        # The headline first: Bokeh sends changes in the order they are made.
+        q = info.quote or ""
+        self._kpis["Fills"].object = kpi_html("Fills", f"{len(f):,}")
+        last = (
+            f"{f['side'].iloc[-1]} {fmt_num(f['quantity'].iloc[-1], 4)} @ {fmt_num(f['price'].iloc[-1])}"
+            if len(f)
+            else "–"
+        )
+        self._kpis["Last fill"].object = kpi_html("Last fill", last)
+        self._kpis["Position"].object = kpi_html(
+            "Position", fmt_num(float(pos["quantity"].sum()), 4) if len(pos) else "0"
+        )
+        mark = marks.get(info.instrument_ids[0], float("nan"))
+        self._kpis["Mark"].object = kpi_html("Mark", fmt_money(mark, q))
+        if grew:
+            f_chart = f[f["ts"] >= int(self.shown_bars["ts"].iloc[0])] if len(self.shown_bars) else f
+            self._fill_src.data = {
+                "time": f_chart["time"],
+                "price": f_chart["price"],
+                "side": f_chart["side"],
+                "color": np.where(f_chart["side"] == "buy", "#4fc3f7", "#ffb74d"),
+                "marker": np.where(f_chart["side"] == "buy", "triangle", "inverted_triangle"),
+            }
+            recent = f.iloc[::-1].head(FILL_ROWS)
+            self._fills.value = recent[
+                [
+                    "time",
+                    "client_order_id",
+                    "symbol",
+                    "side",
+                    "quantity",
+                    "price",
+                    "fee",
+                    "liquidity",
+                    "notional",
+                ]
+            ].reset_index(drop=True)
+        _set_if_changed(
+            self._positions,
+            pos[
+                [
+                    "venue",
+                    "symbol",
+                    "quantity",
+                    "avg_price",
+                    "mark",
+                    "market_value",
+                    "realized_pnl",
+                    "unrealized_pnl",
+                    "fees",
+                ]
+            ],
+        )
+        open_orders = self.rm.orders([self.session_id, MANUAL_SESSION], open_only=True)
+        _set_if_changed(
+            self._open,
+            open_orders[
+                [
+                    "time",
+                    "client_order_id",
+                    "session_id",
+                    "symbol",
+                    "side",
+                    "order_type",
+                    "quantity",
+                    "limit_price",
+                    "filled_quantity",
+                    "status",
+                ]
+            ],
+        )
+        if hasattr(self, "_c_pick"):
+            mine = [
+                c
+                for c, s in zip(open_orders["client_order_id"], open_orders["session_id"], strict=True)
+                if s == MANUAL_SESSION
+            ]
+            self._c_pick.options = mine
+            if self._c_pick.value not in mine:
+                self._c_pick.value = mine[0] if mine else None
+
+
+def _set_if_changed(table: pn.widgets.Tabulator, frame: pd.DataFrame) -> None:
+    # Re-sending an unchanged table costs the browser a full re-render.
+    old = table.value
+    if old is None or list(old.columns) != list(frame.columns) or not old.equals(frame):
+        table.value = frame
+
+
+def _bars_param() -> int | None:
+    raw = query_param("bars")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return -1
+
+
+def create_app() -> pn.viewable.Viewable:
+    """A fresh trading page for one browser session."""
+    from lyra.auth.panel_auth import current_principal
+    from lyra.session.config import load_session_config
+    from lyra.session.runtime import session_instruments
+
+    rm, jsonl = read_model()
+    who = current_principal()
+    desk = None
+    sid = query_param("session") or rm.default_session_id()
+    info = rm.session(sid) if sid else None
+    if who is not None and who.can(Action.PLACE_ORDER) and info is not None:
+        # The manual desk trades the instruments of the session on screen, with its definitions.
+        instruments = session_instruments(load_session_config(info.config))
+        equity = Decimal(repr(sum(info.balances.values())))
+        desk = ManualDesk(rm.engine, instruments, jsonl_path=jsonl, equity=equity)
+    view = TradingView(rm, query_param("session"), principal=who, desk=desk)
+    n = _bars_param()
+    if n is not None:
+        lo, hi = TradingView.param.bars.bounds
+        if lo <= n <= hi:
+            view.bars = n
+        else:
+            view.warn(
+                f"`bars={query_param('bars')}` is out of range ({lo:,}..{hi:,}); showing {view.bars:,}."
+            )
+    return page(TITLE, view, route=ROUTE)

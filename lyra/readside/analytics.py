@@ -1,0 +1,298 @@
+"""Numbers the dashboards show, computed from the read model's frames (pure pandas/numpy).
+
+Each function is small and checked against a hand-worked example in
+``tests/unit/readside``. Money here is float64 for display; the ledger stays exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from lyra.core.errors import ValidationError
+from lyra.risk.var import empirical_var_es
+
+MS_PER_YEAR = 365.25 * 24 * 3600 * 1000
+
+
+# ---------------------------------------------------------------------- downsampling
+def downsample_ohlc(bars: pd.DataFrame, max_points: int = 2000) -> pd.DataFrame:
+    """At most ``max_points`` candles: consecutive bars merged into buckets (first open, max
+    high, min low, last close, summed volume, first ts/time). Extremes survive, so a chart of
+    100,000 bars keeps every wick that matters while the browser draws ``max_points``."""
+    if max_points < 2:
+        raise ValidationError("max_points", max_points, "must be at least 2")
+    n = len(bars)
+    if n <= max_points:
+        return bars.reset_index(drop=True)
+    size = math.ceil(n / max_points)
+    key = np.arange(n) // size
+    g = bars.groupby(key, sort=True)
+    out = pd.DataFrame(
+        {
+            "ts": g["ts"].first(),
+            "open": g["open"].first(),
+            "high": g["high"].max(),
+            "low": g["low"].min(),
+            "close": g["close"].last(),
+            "volume": g["volume"].sum(),
+        }
+    )
+    if "time" in bars:
+        out["time"] = g["time"].first()
+    return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------- performance
+def returns(equity: pd.Series) -> pd.Series:
+    """Simple returns between consecutive equity snapshots."""
+    e = pd.Series(equity, dtype="float64")
+    return e.pct_change().iloc[1:]
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Underwater curve: equity / running peak - 1 (0 at new highs, negative below)."""
+    e = pd.Series(equity, dtype="float64")
+    return e / e.cummax() - 1.0
+
+
+def periods_per_year(ts: pd.Series) -> float:
+    """How many snapshot intervals make a year (from the median spacing of ``ts`` in ms)."""
+    d = np.diff(np.asarray(ts, dtype="int64"))
+    d = d[d > 0]
+    return float(MS_PER_YEAR / np.median(d)) if d.size else float("nan")
+
+
+def sharpe(rets: pd.Series, per_year: float) -> float:
+    """Annualised Sharpe ratio (zero risk-free rate, sample std); NaN when undefined."""
+    r = pd.Series(rets, dtype="float64").dropna()
+    if len(r) < 2 or not np.isfinite(per_year):
+        return float("nan")
+    sd = float(r.std(ddof=1))
+    return float(r.mean() / sd * math.sqrt(per_year)) if sd > 0 else float("nan")
+
+
+def rolling_volatility(rets: pd.Series, window: int, per_year: float) -> pd.Series:
+    """Annualised rolling standard deviation of returns over ``window`` snapshots."""
+    if window < 2:
+        raise ValidationError("window", window, "must be at least 2")
+    return pd.Series(rets, dtype="float64").rolling(window).std(ddof=1) * math.sqrt(per_year)
+
+
+def var_es(rets: pd.Series, confidence: float = 0.95) -> tuple[float, float]:
+    """Historical VaR and ES of the returns, as positive loss fractions (lyra.risk.var's
+    quantile convention). NaN when there are no returns."""
+    r = pd.Series(rets, dtype="float64").dropna().to_numpy()
+    if r.size == 0:
+        return float("nan"), float("nan")
+    return empirical_var_es(-r, confidence)
+
+
+def trade_pnls(fills: pd.DataFrame) -> pd.Series:
+    """Realised PnL (before fees) of each fill that reduces a position, average-cost method,
+    per session and instrument, in fill order. The index is the fill's row."""
+    out: dict[int, float] = {}
+    state: dict[tuple[str, str], tuple[float, float]] = {}
+    for i, sid, iid, q, px in zip(
+        fills.index,
+        fills["session_id"],
+        fills["instrument_id"],
+        fills["signed_qty"],
+        fills["price"],
+        strict=True,
+    ):
+        pos, avg = state.get((sid, iid), (0.0, 0.0))
+        if pos == 0 or np.sign(q) == np.sign(pos):
+            new = pos + q
+            avg = (avg * pos + px * q) / new if new else 0.0
+            state[(sid, iid)] = (new, avg)
+            continue
+        closed = min(abs(q), abs(pos))
+        out[i] = closed * (px - avg) * np.sign(pos)
+        new = pos + q
+        if new == 0 or np.sign(new) == np.sign(pos):
+            state[(sid, iid)] = (new, avg if new else 0.0)
+        else:  # flipped through zero: the rest opens at this price
+            state[(sid, iid)] = (new, px)
+    return pd.Series(out, dtype="float64")
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """Headline figures of one session (money in its quote currency)."""
+
+    equity: float
+    start_equity: float
+    pnl: float
+    pnl_today: float
+    pnl_mtd: float
+    pnl_ytd: float
+    sharpe: float
+    max_drawdown: float  #: negative fraction, e.g. -0.12
+    win_rate: float  #: fraction of closing trades with positive PnL (NaN: none)
+    trades: int  #: closing trades
+    fees: float
+
+
+def _pnl_since(curve: pd.DataFrame, start: pd.Timestamp) -> float:
+    before = curve[curve["time"] < start]
+    base = float(before["equity"].iloc[-1]) if len(before) else float(curve["equity"].iloc[0])
+    return float(curve["equity"].iloc[-1]) - base
+
+
+def kpis(curve: pd.DataFrame, fills: pd.DataFrame, start_equity: float | None = None) -> Kpis:
+    """KPIs from an equity curve (:meth:`ReadModel.equity_curve`) and the session's fills.
+    "Today", "MTD" and "YTD" are on the session's own clock (its last snapshot)."""
+    fee_total = float(fills["fee"].sum()) if len(fills) else 0.0
+    tp = trade_pnls(fills) if len(fills) else pd.Series(dtype="float64")
+    win = float((tp > 0).mean()) if len(tp) else float("nan")
+    if curve.empty:
+        s = float("nan") if start_equity is None else start_equity
+        return Kpis(s, s, 0.0, 0.0, 0.0, 0.0, float("nan"), 0.0, win, len(tp), fee_total)
+    last = pd.Timestamp(curve["time"].iloc[-1])
+    eq = float(curve["equity"].iloc[-1])
+    first = float(curve["equity"].iloc[0]) if start_equity is None else start_equity
+    rets = returns(curve["equity"])
+    return Kpis(
+        equity=eq,
+        start_equity=first,
+        pnl=eq - first,
+        pnl_today=_pnl_since(curve, last.normalize()),
+        pnl_mtd=_pnl_since(curve, last.normalize().replace(day=1)),
+        pnl_ytd=_pnl_since(curve, last.normalize().replace(month=1, day=1)),
+        sharpe=sharpe(rets, periods_per_year(curve["ts"])),
+        max_drawdown=float(drawdown(curve["equity"]).min()),
+        win_rate=win,
+        trades=len(tp),
+        fees=fee_total,
+    )
+
+
+# ---------------------------------------------------------------------- execution quality
+def execution_quality(
+    fills: pd.DataFrame, orders: pd.DataFrame, bars: pd.DataFrame | None, timeframe_ms: int
+) -> pd.DataFrame:
+    """Per fill: order-to-fill latency (ms) and slippage vs the arrival price in bps
+    (positive = paid more than arrival). The arrival price is the close of the bar the
+    strategy had just seen when it created the order (the bar ending at ``created_ts``)."""
+    if fills.empty:
+        return pd.DataFrame(columns=["client_order_id", "latency_ms", "arrival", "slippage_bps", "side"])
+    created = orders.set_index("client_order_id")["created_ts"]
+    f = fills[fills["client_order_id"].isin(created.index)].copy()
+    f["created_ts"] = f["client_order_id"].map(created).astype("int64")
+    f["latency_ms"] = f["ts"] - f["created_ts"]
+    if bars is not None and len(bars):
+        close = pd.Series(bars["close"].to_numpy(), index=bars["ts"].to_numpy() + timeframe_ms)
+        f["arrival"] = f["created_ts"].map(close)
+    else:
+        f["arrival"] = np.nan
+    sign = np.where(f["side"] == "buy", 1.0, -1.0)
+    f["slippage_bps"] = sign * (f["price"] - f["arrival"]) / f["arrival"] * 1e4
+    return f[["client_order_id", "time", "side", "latency_ms", "arrival", "price", "slippage_bps"]]
+
+
+def order_flow(fills: pd.DataFrame, freq: str = "1D") -> pd.DataFrame:
+    """Buy and sell volume (base units) per period and the imbalance (buy-sell)/(buy+sell)."""
+    if fills.empty:
+        return pd.DataFrame(columns=["time", "buy", "sell", "imbalance"])
+    g = fills.assign(
+        buy=np.where(fills["side"] == "buy", fills["quantity"], 0.0),
+        sell=np.where(fills["side"] == "sell", fills["quantity"], 0.0),
+    )
+    out = g.set_index("time")[["buy", "sell"]].resample(freq).sum()
+    out = out[(out["buy"] + out["sell"]) > 0]
+    out["imbalance"] = (out["buy"] - out["sell"]) / (out["buy"] + out["sell"])
+    return out.reset_index()
+
+
+# ---------------------------------------------------------------------- portfolio
+def weights(quantities: dict[str, float], marks: dict[str, float], equity: float) -> dict[str, float]:
+    """Position value / equity per instrument (instruments without a mark are left out)."""
+    if not equity or not np.isfinite(equity):
+        return {}
+    return {k: q * marks[k] / equity for k, q in quantities.items() if k in marks}
+
+
+def rebalance_proposal(
+    quantities: dict[str, float],
+    marks: dict[str, float],
+    equity: float,
+    targets: dict[str, float],
+    *,
+    fee_rate: float,
+    slippage_bps: float,
+    size_increment: float = 1e-8,
+) -> pd.DataFrame:
+    """Target vs actual weights, drift, and the market orders that reach the targets, with an
+    estimate of fees (notional × ``fee_rate``) and slippage (notional × bps)."""
+    for k, w in targets.items():
+        if not np.isfinite(w) or w < 0 or w > 1:
+            raise ValidationError(f"target.{k}", w, "must be between 0 and 1")
+    if sum(targets.values()) > 1 + 1e-9:
+        raise ValidationError("targets", round(sum(targets.values()), 6), "weights must sum to at most 1")
+    rows = []
+    actual = weights(quantities, marks, equity)
+    for iid in sorted(set(targets) | set(quantities)):
+        mark = marks.get(iid, float("nan"))
+        cur = actual.get(iid, 0.0)
+        tgt = targets.get(iid, 0.0)
+        q_target = tgt * equity / mark if mark and np.isfinite(mark) else float("nan")
+        delta = q_target - quantities.get(iid, 0.0)
+        delta = (
+            math.copysign(math.floor(abs(delta) / size_increment) * size_increment, delta)
+            if np.isfinite(delta)
+            else float("nan")
+        )
+        notional = abs(delta) * mark
+        rows.append(
+            {
+                "instrument_id": iid,
+                "mark": mark,
+                "actual_weight": cur,
+                "target_weight": tgt,
+                "drift": cur - tgt,
+                "side": "buy" if delta > 0 else "sell" if delta < 0 else "",
+                "quantity": abs(delta),
+                "notional": notional,
+                "est_fee": notional * fee_rate,
+                "est_slippage": notional * slippage_bps / 1e4,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- fees
+def fee_tier_progress(volume_30d: float, thresholds: list[Decimal]) -> tuple[int, float, float | None]:
+    """(current tier index, progress 0..1 toward the next tier, volume still needed or None)."""
+    th = sorted(float(t) for t in thresholds)
+    idx = max(i for i, t in enumerate(th) if volume_30d >= t) if th else 0
+    if idx + 1 >= len(th):
+        return idx, 1.0, None
+    lo, hi = th[idx], th[idx + 1]
+    return idx, (volume_30d - lo) / (hi - lo), hi - volume_30d
+
+
+# ---------------------------------------------------------------------- formatting
+def fmt_money(v: float, currency: str = "USD", digits: int = 2) -> str:
+    """``12,345.67 USD``; an en dash for missing values; a minus sign for losses."""
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:,.{digits}f} {currency}".replace("-", "−")
+
+
+def fmt_pct(v: float, digits: int = 2) -> str:
+    """``-12.34 %`` from -0.1234; an en dash for missing values."""
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v * 100:,.{digits}f} %".replace("-", "−")
+
+
+def fmt_num(v: float, digits: int = 2) -> str:
+    """``1,234.57``; an en dash for missing values."""
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:,.{digits}f}".replace("-", "−")

@@ -1,0 +1,172 @@
+"""The eight dashboards in headless Chromium through `lyra serve` (proxy + Panel), logged in, on
+a LYRA_HOME holding a paper session run on the shipped Coinbase BTC/USD hourly data.
+
+Every app renders with that session's data and no console errors (screenshots under
+``test-artifacts/dashboards/``, checked non-blank); a fill written by another process appears
+on the trading page within 2 s; a viewer sees no order ticket, an analyst no kill switch; the
+kill switch pulled from the page halts the session and records who; bad query parameters give
+a message. The server stack starts once for the module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from lyra.auth.serve import LyraServer, default_apps_dir
+from lyra.bootstrap import open_engine
+from lyra.readside import ReadModel
+from lyra.testing.serving import (
+    append_fill,
+    collect_console_errors,
+    dashboard_home,
+    launch_chromium,
+    new_user,
+    shot,
+    sign_in,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("LYRA_TEST_ARTIFACTS", REPO / "test-artifacts")) / "dashboards"
+OHLCV = REPO / "data" / "ohlcv" / "coinbase_BTC-USD_1h.csv.gz"
+APPS = ["trading", "risk", "executive", "hft", "portfolio", "risk_analytics", "rebalancing", "fees"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dash-browser")
+    settings = dashboard_home(tmp / "home", OHLCV)
+    srv = LyraServer(
+        settings,
+        port=0,
+        apps_dir=default_apps_dir(),
+        iterations=20_000,
+        panel_log=tmp / "panel.log",
+        per_client_logins=10_000,
+    )
+    srv.start()
+    _s, engine = open_engine(settings)
+    yield srv, settings, ReadModel(engine, settings.market_dir)
+    engine.dispose()
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    pg.console_errors = collect_console_errors(pg)  # type: ignore[attr-defined]
+    yield pg
+    context.close()
+
+
+def _signed_in(page, stack, role: str, path: str) -> None:
+    srv = stack[0]
+    name, seed = new_user(srv, role)
+    sign_in(page, srv, name, seed, path)
+
+
+def _ready(page) -> None:
+    """The session line and a KPI with a value: the first data load finished."""
+    page.wait_for_selector("text=sma_cross on coinbase")
+    expect(page.locator(".lyra-kpi-value").first).not_to_have_text("–")
+
+
+def test_every_app_renders_with_session_data(page, stack):
+    _signed_in(page, stack, "admin", "/trading")
+    expected = {
+        "trading": "Recent fills",
+        "risk": "Kill switch",
+        "executive": "Performance by strategy",
+        "hft": "Spread and depth",
+        "portfolio": "Cash and balances by venue",
+        "risk_analytics": "Window",
+        "rebalancing": "Proposed trades",
+        "fees": "30-day volume",
+    }
+    for app in APPS:
+        page.goto(stack[0].url + "/" + app)
+        _ready(page)
+        page.wait_for_selector(f"text={expected[app]}")
+        expect(page.locator(".lyra-nav a")).to_have_count(9)  # admin: the eight + the audit log
+        time.sleep(0.3)  # let Bokeh finish drawing the canvases
+        shot(page, ARTIFACTS, app)
+    assert page.console_errors == []
+
+
+def test_a_fill_from_another_process_appears_within_2s(page, stack):
+    _srv, settings, rm = stack
+    _signed_in(page, stack, "trader", "/trading")
+    _ready(page)
+    count = page.locator(".lyra-fill-count .lyra-kpi-value")
+    expect(count).to_have_text(f"{len(rm.fills('dash')):,}")
+    n = len(rm.fills("dash"))
+    append_fill(rm.engine, settings.audit_dir / "events.jsonl", "dash", price="10321.09")
+    t0 = time.monotonic()
+    expect(count).to_have_text(f"{n + 1:,}", timeout=2_000)
+    assert time.monotonic() - t0 < 2.0
+    expect(page.locator("text=@ 10,321.09")).to_have_count(1)
+    assert page.console_errors == []
+
+
+def test_per_role_visibility(page, stack):
+    srv = stack[0]
+    _signed_in(page, stack, "viewer", "/trading")
+    _ready(page)
+    page.wait_for_selector("text=no order ticket")
+    assert page.locator(".lyra-order-ticket").count() == 0
+    assert page.locator("text=Review order").count() == 0
+    response = page.goto(srv.url + "/risk")
+    assert response is not None and response.status == 403  # a viewer may not open the risk app
+    page.context.clear_cookies()
+    _signed_in(page, stack, "analyst", "/risk")
+    _ready(page)
+    page.wait_for_selector("text=may not pull the kill switch")
+    assert page.locator(".lyra-kill-switch").count() == 0
+    page.context.clear_cookies()
+    _signed_in(page, stack, "trader", "/trading")
+    _ready(page)
+    expect(page.locator("text=Review order")).to_have_count(1)
+    assert [e for e in page.console_errors if "403" not in e] == []
+
+
+def test_kill_switch_from_the_page_records_who(page, stack):
+    _srv, _settings, rm = stack
+    _signed_in(page, stack, "risk_manager", "/risk")
+    _ready(page)
+    page.click("text=Pull kill switch…")
+    page.wait_for_selector("text=Give a reason first")
+    page.fill("input[placeholder=why]", "browser drill")
+    page.click("text=Pull kill switch…")
+    page.click("text=Confirm: HALT trading")
+    page.wait_for_selector("text=Kill switch pulled")
+    page.wait_for_selector("text=HALTED")
+    kills = rm.risk_state().kills
+    assert kills["reason"].iloc[0] == "browser drill" and kills["scope"].iloc[0] == "account:dash"
+    assert kills["actor"].iloc[0].endswith("(risk_manager)")
+    assert rm.risk_state().state_of("dash") == "halted"
+    shot(page, ARTIFACTS, "risk-after-kill")
+    assert page.console_errors == []
+
+
+def test_bad_query_parameters_give_a_message(page, stack):
+    _signed_in(page, stack, "admin", "/trading?bars=abc")
+    _ready(page)
+    page.wait_for_selector("text=is out of range")
+    page.goto(stack[0].url + "/risk_analytics?window=0&session=nope")
+    _ready(page)
+    page.wait_for_selector("text=must be a whole number")
+    assert page.console_errors == []
