@@ -67,7 +67,7 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     pg = context.new_page()
-    pg.set_default_timeout(20_000)
+    pg.set_default_timeout(45_000)  # a ceiling for a cold Panel on a busy machine, not a target
     pg.console_errors = collect_console_errors(pg)  # type: ignore[attr-defined]
     yield pg
     context.close()
