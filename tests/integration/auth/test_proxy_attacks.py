@@ -337,6 +337,10 @@ def test_api_keys_revoked_or_expired_are_refused(stack):
 def test_each_app_opens_for_exactly_the_roles_the_table_allows(stack):
     apps = discover_apps(default_apps_dir())
     assert len(apps) == 9  # the audit log and the eight dashboards
+    if "postgresql" in str(stack.server.settings.db_url):
+        # The role check does not depend on the database; rendering all nine apps for six
+        # roles costs a minute, so PostgreSQL covers two apps (one open to all, one narrow).
+        apps = [a for a in apps if a.route in ("audit", "trading")]
     for role in Role:
         c, _, _ = stack.login(role.value)
         for spec in apps:

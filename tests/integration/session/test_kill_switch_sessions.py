@@ -19,9 +19,9 @@ strategy = "sma_cross"
 venue = "coinbase"
 symbols = ["BTC/USD"]
 timeframe = "1h"
-end = "2018-06-01"
+end = "2018-01-15"
 quantity = "0.01"
-speed = 720000.0
+speed = 1440000.0
 latency_ms = 10800000
 [params]
 fast = 2
