@@ -16,9 +16,16 @@ def sample_data_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data"
 
 
+def sample_ohlcv_dir() -> Path:
+    """The folder of the sample OHLCV files: ``<sample data>/ohlcv``, or ``$LYRA_SAMPLE_DATA``
+    itself when it points straight at the files."""
+    base = sample_data_dir().expanduser()
+    return base / "ohlcv" if (base / "ohlcv").is_dir() or "LYRA_SAMPLE_DATA" not in os.environ else base
+
+
 def sample_ohlcv_files() -> list[Path]:
     """Every shipped OHLCV file (``data/ohlcv/*.csv.gz``), sorted by name."""
-    d = sample_data_dir() / "ohlcv"
+    d = sample_ohlcv_dir()
     if not d.is_dir():
         raise ConfigError("sample_data", str(d), "folder not found",
                           "set LYRA_SAMPLE_DATA to the data/ folder")

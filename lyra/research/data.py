@@ -7,7 +7,6 @@ boundary (a tz-aware index makes vectorbt 1.2 about 100x slower) and puts it bac
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +42,9 @@ def load_ohlcv(path: str | Path) -> pd.DataFrame:
 def sample_data_dir() -> Path:
     """Directory of the sample OHLCV files: ``$LYRA_SAMPLE_DATA`` (a data dir holding
     ``ohlcv/``, or the files themselves) or the repository's ``data/ohlcv``."""
-    env = os.environ.get("LYRA_SAMPLE_DATA")
-    if env:
-        base = Path(env).expanduser()
-        return base / "ohlcv" if (base / "ohlcv").is_dir() else base
-    import lyra
+    from lyra.sample_data import sample_ohlcv_dir
 
-    return Path(lyra.__file__).resolve().parents[1] / "data" / "ohlcv"
+    return sample_ohlcv_dir()
 
 
 def sample_data(name: str) -> pd.DataFrame:
