@@ -24,6 +24,8 @@ _ENV_PREFIX = "LYRA_"
 # Environment variables that belong to the process or the tooling, not to Settings.
 _ENV_NOT_SETTINGS = {"LYRA_CONFIG", "LYRA_SAMPLE_DATA", "LYRA_SKIP_BROWSER"}
 _ENV_NOT_SETTINGS_PREFIXES = ("LYRA_TEST_",)
+# Venue credentials (``LYRA_<VENUE>_API_KEY`` ...) are read by the live broker, never kept here.
+_ENV_CREDENTIAL_SUFFIXES = ("_API_KEY", "_API_SECRET", "_PASSWORD")
 
 
 class Settings(BaseModel):
@@ -136,7 +138,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         source = config_file
     for key, val in env.items():
         if (key.startswith(_ENV_PREFIX) and key not in _ENV_NOT_SETTINGS
-                and not key.startswith(_ENV_NOT_SETTINGS_PREFIXES)):
+                and not key.startswith(_ENV_NOT_SETTINGS_PREFIXES)
+                and not key.endswith(_ENV_CREDENTIAL_SUFFIXES)):
             values[key[len(_ENV_PREFIX):].lower()] = val
     values.update(overrides)
     try:
