@@ -38,7 +38,7 @@ from typing import Any
 
 import ccxt
 
-from lyra.core.enums import OrderEventType, OrderStatus, OrderType, TimeInForce
+from lyra.core.enums import OrderEventType, OrderStatus, OrderType, Side, TimeInForce
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import MarketEvent
@@ -58,6 +58,7 @@ from lyra.execution.venue_reports import (
     balances_from_ccxt,
     fill_from_trade,
     order_report,
+    venue_ids,
 )
 from lyra.feeds.venues import VenueCapabilities, venue
 
@@ -101,6 +102,14 @@ class _Tracked:
     fill_ids: set[str] = field(default_factory=set)
     venue_filled: Decimal = ZERO  # the most the venue has said is filled
     venue_avg: Decimal | None = None
+
+
+def _entry_fill(raw: Any) -> Any:
+    """A fill in the answer to the order's own entry took liquidity: the order was the
+    aggressor. Venues (Binance ``FULL``) leave the flag out there; it is not a guess."""
+    if isinstance(raw, dict) and raw.get("takerOrMaker") is None:
+        return {**raw, "takerOrMaker": "taker"}
+    return raw
 
 
 def _retry_after(exchange: Any) -> float | None:
@@ -156,6 +165,8 @@ class CcxtBroker:
         self._ws_stop = threading.Event()
         self._ws_loop: asyncio.AbstractEventLoop | None = None
         self.ws_healthy = False
+        #: order and trade updates received through the private stream
+        self.stream_updates = 0
         self._need_sync = False
 
     # ------------------------------------------------------------------ protocol
@@ -163,7 +174,7 @@ class CcxtBroker:
     def capabilities(self) -> BrokerCapabilities:
         return BrokerCapabilities(
             order_types=frozenset({OrderType.MARKET, OrderType.LIMIT}),
-            time_in_force=frozenset(TimeInForce), post_only=True, reduce_only=False, fill_history=True)
+            time_in_force=frozenset(TimeInForce), post_only=True, reduce_only=True, fill_history=True)
 
     @property
     def blocked_instruments(self) -> dict[str, str]:
@@ -378,6 +389,10 @@ class CcxtBroker:
         why = self.capabilities.unsupported(order.intent)
         if why:
             return why
+        if order.intent.reduce_only and order.side is Side.BUY:
+            # Spot: a sell can never open a short (the venue checks the balance), so a reduce-only
+            # sell needs no venue flag; a reduce-only buy has nothing to reduce.
+            return "reduce-only buy on a spot venue: there is no short position to reduce"
         blocked = self.blocked_instruments.get(order.instrument_id)
         if blocked:
             return (f"instrument {order.instrument_id} is blocked: order {blocked} is in an unknown state "
@@ -516,7 +531,8 @@ class CcxtBroker:
         view = self._parse_order(raw, t)
         if view is None:
             return
-        fills = [f for f in (self._parse_fill(x, t) for x in (raw.get("trades") or [])) if f is not None]
+        fills = [f for f in (self._parse_fill(_entry_fill(x), t) for x in (raw.get("trades") or []))
+                 if f is not None]
         known = sum((f.quantity for f in fills if f.fill_id not in t.fill_ids), t.order.filled_quantity)
         if view.filled_quantity > known and (fetch_trades or view.status.is_terminal):
             fills.extend(self._order_trades(t, view))
@@ -689,7 +705,11 @@ class CcxtBroker:
         failures = 0
         while not self._ws_stop.is_set():
             try:
-                items = await watch()
+                call = asyncio.ensure_future(watch())
+                done, _ = await asyncio.wait({call}, timeout=0.5)
+                if not done:  # subscribed and waiting: the stream is up
+                    self.ws_healthy = True
+                items = await call
                 self.ws_healthy = True
                 failures = 0
                 for item in items:
@@ -712,6 +732,7 @@ class CcxtBroker:
             except queue.Empty:
                 break
             (trades if kind == "my_trades" else orders).append(item)
+            self.stream_updates += 1
         # Fills first: an order update saying "filled" must find its fills already applied.
         for raw in trades:
             oid = str(raw.get("order") or "")
@@ -734,7 +755,8 @@ class CcxtBroker:
                 self._emit(t, ExecutionReport(t.order.client_order_id, t.order.fill_event_type(f.quantity),
                                               f.ts, fill=f, venue_order_id=oid))
         for raw in orders:
-            cid = str(raw.get("clientOrderId") or "") or self._by_venue_id.get(str(raw.get("id") or ""), "")
+            voi, raw_cid = venue_ids(raw, self.venue_name)
+            cid = raw_cid if raw_cid in self._orders else self._by_venue_id.get(voi, raw_cid)
             t = self._orders.get(cid)
             if t is None:
                 self._anomaly("untracked-order", cid, "stream update for an order this session did not send",

@@ -88,7 +88,7 @@ class ReconcileResult:
             counts[d.kind] = counts.get(d.kind, 0) + 1
         return {"differences": counts, "balances_ok": self.balances_ok,
                 "balance_gaps": self.balance_gaps,
-                "venue_balances": {a: str(b.total) for a, b in sorted(self.venue_balances.items())}}
+                "venue_balances": {a: _plain(b.total) for a, b in sorted(self.venue_balances.items())}}
 
 
 def _view_detail(before: Order, view: OrderReport) -> dict[str, Any]:
@@ -161,19 +161,34 @@ def reconcile(broker: CcxtBroker, local_orders: Mapping[str, Order], *, client_i
         else:
             res.adopted.append(view)
             res.differences.append(Difference("orphan-adopted", cid, detail))
-    # 4. Balances.
+    # 4. Balances (compare them with :func:`compare_balances` once the adopted fills are booked).
     res.venue_balances = dict(broker.balances())
     if expected_balances is not None:
-        for asset, want in sorted(expected_balances.items()):
-            have = res.venue_balances.get(asset, Balance(asset)).total
-            tol = max(policy.balance_abs_tol, abs(want) * policy.balance_rel_tol)
-            if abs(have - want) > tol:
-                gap = {"expected": str(want), "venue": str(have), "difference": str(have - want)}
-                res.balance_gaps[asset] = gap
-                res.differences.append(Difference("balance-mismatch", "", {"asset": asset, **gap}))
+        compare_balances(res, expected_balances, policy)
     for d in res.differences:
         log.warning("reconcile: %s %s %s", d.kind, d.client_order_id, d.detail)
     return res
+
+
+def compare_balances(res: ReconcileResult, expected: Mapping[str, Decimal],
+                     policy: ReconcilePolicy | None = None) -> list[Difference]:
+    """Compare the venue's totals in ``res`` with ``expected`` (asset -> total the log implies);
+    gaps beyond the tolerance are added to ``res`` (and returned)."""
+    policy = policy or ReconcilePolicy()
+    found: list[Difference] = []
+    for asset, want in sorted(expected.items()):
+        have = res.venue_balances.get(asset, Balance(asset)).total
+        tol = max(policy.balance_abs_tol, abs(want) * policy.balance_rel_tol)
+        if abs(have - want) > tol:
+            gap = {"expected": _plain(want), "venue": _plain(have), "difference": _plain(have - want)}
+            res.balance_gaps[asset] = gap
+            found.append(Difference("balance-mismatch", "", {"asset": asset, **gap}))
+    res.differences.extend(found)
+    return found
+
+
+def _plain(d: Decimal) -> str:
+    return format(d.normalize(), "f")
 
 
 def _fill_detail(f: Fill) -> dict[str, Any]:

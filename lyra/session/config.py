@@ -59,6 +59,10 @@ class SessionConfig(BaseModel):
     #: write an equity snapshot to the log every N bars (and after every fill)
     equity_every: int = 60
     live_confirm: bool = False
+    #: live mode: trade the venue's testnet (``set_sandbox_mode``)
+    sandbox: bool = False
+    #: live mode, restart reconciliation: orphans ``cancel``/``adopt``/``leave``
+    reconcile_orphans: Literal["cancel", "adopt", "leave"] = "cancel"
 
     @field_validator("session_id")
     @classmethod

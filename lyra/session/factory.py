@@ -25,8 +25,7 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
     from lyra.feeds.store import MarketStore
 
     if config.mode == "live":
-        raise ConfigError("mode", "live", "the live broker is not available in this version",
-                          "use mode = \"paper\"")
+        return open_live_session(config, engine=engine, jsonl_path=jsonl_path, risk=risk)
     instruments = session_instruments(config)
     clock = ReplayClock()
     store = MarketStore(market_dir)
@@ -48,6 +47,50 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
         risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
     return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
                    clock=clock, jsonl_path=jsonl_path, risk_context=risk_context)
+
+
+def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path | None = None,
+                      risk: Any = None, exchange: Any = None, ws_exchange: Any = None,
+                      feed: Any = None, home: Path | None = None) -> Session:
+    """A live session: :class:`~lyra.execution.ccxt_broker.CcxtBroker` on the config's venue
+    (credentials from the environment or ``$LYRA_HOME/secrets``; testnet with ``sandbox``),
+    bars built from the venue's live trades. ``exchange``/``ws_exchange``/``feed`` can be
+    given (tests aim them at the local fake exchange)."""
+    from lyra.core.timeutil import timeframe_to_ms
+    from lyra.execution.ccxt_broker import CcxtBroker
+    from lyra.feeds.live import FeedSource, LiveFeed, SyncLiveFeed
+    from lyra.session.live import (
+        LiveSession,
+        bars_from_trades,
+        check_live_config,
+        live_credentials,
+        live_exchange,
+    )
+    from lyra.settings import load_settings
+
+    check_live_config(config)
+    instruments = session_instruments(config)
+    clock = ReplayClock()
+    if exchange is None:
+        creds = live_credentials(config.venue, home=home or load_settings().home)
+        exchange = live_exchange(config.venue, creds, sandbox=config.sandbox)
+        ws_exchange = live_exchange(config.venue, creds, sandbox=config.sandbox, pro=True)
+    broker = CcxtBroker(exchange, instruments.values(), venue_name=config.venue, ws_exchange=ws_exchange)
+    if feed is None:
+        # The market-data stream gets its own ccxt.pro client: each binds to its thread's loop.
+        md = live_exchange(config.venue, {}, sandbox=config.sandbox, pro=True)
+        srcs = [FeedSource(config.venue, s, md) for s in config.symbols]
+        live = SyncLiveFeed(lambda: LiveFeed(srcs))
+        live.__enter__()
+        feed = bars_from_trades(live.events(timeout=600.0), timeframe_to_ms(config.timeframe),
+                                config.timeframe)
+    if risk is None:
+        risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
+    from lyra.execution.reconcile import ReconcilePolicy
+
+    return LiveSession(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
+                       clock=clock, jsonl_path=jsonl_path, risk_context=risk_context,
+                       policy=ReconcilePolicy(orphans=config.reconcile_orphans))
 
 
 def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayClock,

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import stat
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -54,6 +55,12 @@ log = logging.getLogger(__name__)
 _BASELINE = "live.baseline"
 _RECONCILED = "reconcile.completed"
 _DIFFERENCE = "reconcile.difference"
+
+
+def _plain(d: Decimal) -> str:
+    """``50000.0`` -> ``"50000"``: the same number always logs as the same text."""
+    s = format(d.normalize(), "f")
+    return s if d == d.to_integral_value() or "." not in s else s.rstrip("0").rstrip(".")
 
 
 # ---------------------------------------------------------------------------- credentials
@@ -197,19 +204,19 @@ class LiveSession(Session):
     # -- start: reconcile -------------------------------------------------------------------
     def start(self) -> ReconcileResult:
         """Reconcile with the venue and record the outcome; called by :meth:`run` if needed."""
-        from lyra.execution.reconcile import reconcile
+        from lyra.execution.reconcile import compare_balances, reconcile
 
         first = self._baseline() is None
         mine = self._mine()
         known_fills = [f.fill_id for sid, f in self.ledger.state.fills if sid == self.sid]
         since = min((o.created_ts for o in mine.values()), default=None)
         res = reconcile(self.broker, mine, client_id_prefix=f"{self.sid}-", known_fill_ids=known_fills,
-                        fills_since_ts=since, expected_balances=None if first else self.expected_balances(),
-                        policy=self.policy)
-        now = self.clock.now_ms()
+                        fills_since_ts=since, policy=self.policy)
+        # Wall time for these entries; the session clock stays with the market data.
+        now = max(self.clock.now_ms(), int(time.time() * 1000))
         with self.recorder.transaction() as tx:
             if first:
-                totals = {a: str(b.total) for a, b in sorted(res.venue_balances.items())}
+                totals = {a: _plain(b.total) for a, b in sorted(res.venue_balances.items())}
                 tx.append(_BASELINE, {"balances": totals}, actor=self.actor, session_id=self.sid, ts=now)
             for view in res.adopted:
                 self._adopt_orphan(tx, view, now)
@@ -220,7 +227,11 @@ class LiveSession(Session):
             self._open_portfolio({a: b.total for a, b in res.venue_balances.items()})
         # The reports that bring our orders to the venue's state: the normal path.
         self._drain(now)
+        # Now the log holds every fill the venue has: its balances must agree with ours.
+        gaps = compare_balances(res, self.expected_balances(), self.policy)
         with self.recorder.transaction() as tx:
+            for d in gaps:
+                tx.append(_DIFFERENCE, d.to_payload(), actor=self.actor, session_id=self.sid, ts=now)
             tx.append(_RECONCILED, res.summary(), actor=self.actor, session_id=self.sid, ts=now)
         self.recorder.commit()
         if not res.balances_ok:
@@ -240,6 +251,9 @@ class LiveSession(Session):
         stored = tx.order_event(self.sid, view.client_order_id, OrderEvent(E.SUBMIT, view.ts or now),
                                 actor=self.actor)
         self.working.add(view.client_order_id)
+        tail = view.client_order_id.rsplit("-", 1)[-1]
+        if tail.isdigit():  # never hand out an adopted order's id again
+            self.seq = max(self.seq, int(tail))
         self.broker.track(stored)
         self.broker.refresh(view.client_order_id)
 

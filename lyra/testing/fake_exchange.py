@@ -19,8 +19,11 @@ book deltas) are "published" at ``rate`` events per second; REST returns only wh
 published, as a real venue cannot return future trades. With ``rate=None`` everything is
 history from the start (download tests).
 
+``account=FakeAccount(...)`` adds the signed trading API and user-data stream (:mod:`.fake_account`).
+
 Faults (:attr:`FakeExchange.faults`, thread-safe, change them any time):
-``fail_next(n, status)`` (HTTP 429/5xx), ``slow_next(n, seconds)``, ``drop_ws_every`` (close each
+``fail_next(n, status)`` (HTTP 429/5xx, public and signed), ``slow_next(n, seconds)``,
+``down()``/``up()`` (every connection dropped, websockets closed), ``drop_ws_every`` (close each
 websocket after that many data messages), ``skip_ws_every`` (silently omit every n-th message:
 a sequence gap), ``bad_ws_every`` (every n-th trade message loses its price field: a
 malformed message), ``quote_skew`` (multiply streamed quote prices: a venue off the market).
@@ -39,10 +42,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from lyra.testing.fake_account import FakeAccount
 
 _INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
                 "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
@@ -120,6 +126,7 @@ class Faults:
     skip_ws_every: int = 0
     quote_skew: float = 1.0
     bad_ws_every: int = 0
+    is_down: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_next(self, n: int, status: int = 429) -> None:
@@ -131,6 +138,14 @@ class Faults:
         """Delay the next ``n`` REST requests by ``seconds``."""
         with self._lock:
             self.slow_count, self.slow_seconds = n, seconds
+
+    def down(self) -> None:
+        """The venue goes dark: every request's connection is closed, websockets are dropped."""
+        self.is_down = True
+
+    def up(self) -> None:
+        """The venue is back."""
+        self.is_down = False
 
     def _take(self) -> tuple[int | None, float]:
         with self._lock:
@@ -186,6 +201,7 @@ class FakeExchange:
         rate: float | None = None,
         server_time_ms: int | None = None,
         max_limit: int = 1000,
+        account: FakeAccount | None = None,
     ) -> None:
         self.exchange_info = exchange_info
         self.klines = {k: v.sort_values("ts").reset_index(drop=True) for k, v in (klines or {}).items()}
@@ -207,6 +223,11 @@ class FakeExchange:
         self._runner: web.AppRunner | None = None
         self._stop: asyncio.Event | None = None
         self.port = 0
+        self.account = account
+        self._private: Any = None  # the signed API (lyra.testing.fake_private), when there is an account
+        if account is not None:  # its books start from the recorded ones
+            account.attach(exchange_info, self.now_ms,
+                           lambda s: self._book_state(s, 5000) if s in self.books else None)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -222,7 +243,10 @@ class FakeExchange:
     def ccxt_config(self, **extra: Any) -> dict[str, Any]:
         """Constructor options for ``ccxt.binance`` / ``ccxt.pro.binance`` aimed at this fake."""
         cfg: dict[str, Any] = {"enableRateLimit": False, "options": {"fetchMarkets": {"types": ["spot"]},
-                               "fetchCurrencies": False}}
+                               "fetchCurrencies": False, "fetchMargins": False}}
+        if self.account is not None:  # any key works unless the account names one
+            cfg["apiKey"] = self.account.api_key or "fake-api-key"
+            cfg["secret"] = self.account.secret or "fake-secret"
         cfg.update(extra)
         return cfg
 
@@ -235,6 +259,8 @@ class FakeExchange:
         if isinstance(api.get("ws"), dict):
             api["ws"]["spot"] = self.ws_url
             api["ws"]["margin"] = self.ws_url
+            if isinstance(api["ws"].get("ws-api"), dict):
+                api["ws"]["ws-api"]["spot"] = f"ws://127.0.0.1:{self.port}/ws-api/v3"
         return exchange
 
     def __enter__(self) -> FakeExchange:
@@ -259,7 +285,7 @@ class FakeExchange:
         loop.close()
 
     async def _serve(self, ready: threading.Event) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._down_gate])
         r = app.router
         r.add_get("/api/v3/ping", self._ping)
         r.add_get("/api/v3/time", self._time)
@@ -271,6 +297,11 @@ class FakeExchange:
         r.add_get("/ws", self._ws)
         r.add_get("/ws/{tail:.*}", self._ws)
         r.add_get("/stream", self._ws)
+        if self.account is not None:
+            from lyra.testing.fake_private import PrivateApi
+
+            self._private = PrivateApi(self, self.account)
+            self._private.install(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -292,17 +323,28 @@ class FakeExchange:
     def _error(status: int, code: int, msg: str) -> web.Response:
         return web.json_response({"code": code, "msg": msg}, status=status)
 
-    async def _gate(self, request: web.Request) -> web.Response | None:
-        self.requests.append((request.path, dict(request.query)))
+    @web.middleware
+    async def _down_gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.faults.is_down:
+            if request.transport is not None:
+                request.transport.close()  # a connection-level failure: no HTTP answer at all
+            return web.Response(status=503)
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
+    @staticmethod
+    def _fault_response(status: int) -> web.Response:
+        if status == 429:
+            return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
+                                     headers={"Retry-After": "1"})
+        return web.Response(status=status, text="Service Unavailable")
+
+    async def _gate(self, request: web.Request, params: dict[str, str] | None = None) -> web.Response | None:
+        self.requests.append((request.path, dict(request.query) if params is None else params))
         status, delay = self.faults._take()
         if delay:
             await asyncio.sleep(delay)
-        if status is not None:
-            if status == 429:
-                return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
-                                         headers={"Retry-After": "1"})
-            return web.Response(status=status, text="Service Unavailable")
-        return None
+        return None if status is None else self._fault_response(status)
 
     def _symbol(self, request: web.Request) -> str | web.Response:
         sym = request.query.get("symbol", "")
@@ -431,9 +473,12 @@ class FakeExchange:
         sym = self._symbol(request)
         if isinstance(sym, web.Response):
             return sym
+        limit = min(int(request.query.get("limit", 100)), 5000)
+        if self.account is not None and self.account.has_book(sym):
+            return web.json_response(self.account.depth(sym, limit))
         if sym not in self.books:
             return web.json_response({"lastUpdateId": 0, "bids": [], "asks": []})
-        return web.json_response(self._book_state(sym, min(int(request.query.get("limit", 100)), 5000)))
+        return web.json_response(self._book_state(sym, limit))
 
     # -- websocket --------------------------------------------------------------------------
     def _tape(self, key: str, total: int) -> _Tape:
@@ -530,6 +575,9 @@ class FakeExchange:
         """Send newly published events to every subscriber; apply websocket faults."""
         while True:
             await asyncio.sleep(0.002)
+            if self.faults.is_down:
+                for c in list(self._conns):
+                    self._drop(c)
             for conn in list(self._conns):
                 try:
                     await self._pump_conn(conn)
@@ -581,6 +629,8 @@ class FakeExchange:
         def _drop_all() -> None:
             for c in list(self._conns):
                 self._drop(c)
+            if self._private is not None:
+                self._private.drop_all()
 
         loop.call_soon_threadsafe(_drop_all)
 
