@@ -104,6 +104,15 @@ class _Tracked:
     venue_avg: Decimal | None = None
 
 
+def _unchanged(raw: Any, o: Order) -> bool:
+    """A listed open order that says what we already know (cheap check before parsing)."""
+    try:
+        return (o.status in (S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
+                and Decimal(repr(raw.get("filled") or 0)) == o.filled_quantity)
+    except (ArithmeticError, TypeError, ValueError):
+        return False
+
+
 def _entry_fill(raw: Any) -> Any:
     """A fill in the answer to the order's own entry took liquidity: the order was the
     aggressor. Venues (Binance ``FULL``) leave the flag out there; it is not a guess."""
@@ -292,17 +301,36 @@ class CcxtBroker:
 
     # ------------------------------------------------------------------ sync and adoption
     def sync(self) -> None:
-        """Ask the venue (REST) about every order not finished: fills, state, and orders in
-        an unknown state. Safe to call any time."""
+        """Ask the venue (REST) about every order not finished: one open-orders list per
+        symbol, then each order that left it (to learn how) or that we lost track of, with its
+        fills. Safe to call any time."""
         self._last_sync = time.monotonic()
         self._need_sync = False
         with self._lock:
             pending = [t for t in self._orders.values() if not t.order.status.is_terminal]
+        if not pending:
+            return
+        try:
+            listed = {}
+            for raw in self._list("fetch_open_orders"):
+                _voi, cid = venue_ids(raw, self.venue_name)
+                listed[cid] = raw
+        except ccxt.BaseError as exc:
+            log.warning("sync: open orders: %s", exc)
+            self._need_sync = True
+            return
         for t in pending:
+            o = t.order
+            raw = listed.get(o.client_order_id)
             try:
-                self._refresh(t)
+                if raw is None or o.status in (S.SUBMITTED, S.UNKNOWN):
+                    self._refresh(t)  # finished, never arrived, or unknown: ask for it by id
+                elif _unchanged(raw, o):
+                    continue
+                else:
+                    self._absorb_order(raw, t, fetch_trades=True)
             except ccxt.BaseError as exc:
-                log.warning("sync %s: %s", t.order.client_order_id, exc)
+                log.warning("sync %s: %s", o.client_order_id, exc)
                 self._need_sync = True
 
     def track(self, order: Order, symbol: str | None = None) -> None:
