@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -35,8 +35,10 @@ from lyra.core.market import Bar, MarketEvent
 from lyra.core.orders import TRANSITIONS, Fill, Order, OrderEvent, OrderIntent, client_order_id
 from lyra.core.timeutil import timeframe_to_ms
 from lyra.core.values import ZERO, to_decimal
+from lyra.execution.algos import ChildIntent, ParentIntent
 from lyra.execution.broker import Broker
 from lyra.portfolio.portfolio import Portfolio
+from lyra.session import algo_runtime
 from lyra.session.config import SessionConfig
 from lyra.session.recorder import SessionRecorder
 from lyra.session.registry import SessionRegistry
@@ -102,9 +104,11 @@ STRATEGIES: dict[str, str] = {
 
 
 def build_strategy(name: str, params: Mapping[str, Any]) -> Any:
-    """The strategy registered as ``name``, with validated ``params``."""
+    """The strategy registered as ``name``, with validated ``params`` (``params.execution``
+    is the session's execution algorithm, not the strategy's: see ``lyra.execution.algos``)."""
     import importlib
 
+    params = algo_runtime.strategy_params(params)
     target = STRATEGIES.get(name)
     if target is None:
         raise ConfigError("strategy", name, "unknown strategy", "known: " + ", ".join(sorted(STRATEGIES)))
@@ -166,6 +170,15 @@ class Session:
         self.registry = SessionRegistry(engine)
         strategy = build_strategy(config.strategy, config.params)
         self.strategies = {iid: strategy.incremental(iid, config.quantity) for iid in self.instruments}
+        # Execution algorithms (``params.execution``, or strategies that emit ParentIntents):
+        # only then are the strategies wrapped; other sessions run exactly as before.
+        self.algos: algo_runtime.AlgoBook | None = None
+        self._algo_busy = False
+        spec = algo_runtime.execution_spec(config)
+        if spec is not None or any(getattr(st, "emits_parents", False) for st in self.strategies.values()):
+            book = self.algos = algo_runtime.AlgoBook(self.sid, self.instruments)
+            self.strategies = {iid: algo_runtime.AlgoDriver(st, iid, book, spec, clock, self._algo_changed)
+                               for iid, st in self.strategies.items()}
         self.seq = 0
         self.working: set[str] = set()
         # Cash per currency (base assets included: sells need them), average-cost positions,
@@ -392,8 +405,15 @@ class Session:
         return any(True for _ in self.log.read(session_id=self.sid, kinds=("session.started",)))
 
     # ------------------------------------------------------------------ orders
-    def _submit(self, intents: list[OrderIntent], t: int) -> None:
+    def _submit(self, intents: Sequence[OrderIntent | ParentIntent], t: int) -> None:
         for intent in intents:
+            book = None
+            if type(intent) is not OrderIntent:  # algorithms: parents start here, children go on
+                if isinstance(intent, ParentIntent):
+                    algo_runtime.start_parent(self, intent, t)
+                    continue
+                if isinstance(intent, ChildIntent):
+                    book = self.algos
             self.seq += 1
             cid = client_order_id(self.sid, self.seq)
             order = Order(cid, intent, created_ts=t)
@@ -409,6 +429,8 @@ class Session:
                     tx.order_event(self.sid, cid, OrderEvent(E.DENY, t, reason=decision.reason),
                                    actor=self.actor)
             self.result.orders += 1
+            if book is not None:
+                book.child_sent(intent, cid, order.quantity, decision.approved, decision.reason)  # type: ignore[arg-type]
             if not decision.approved:
                 self.result.denied += 1
                 self._sync_strategy(intent.instrument_id)
@@ -419,6 +441,12 @@ class Session:
                 self.recorder.commit()
             self.broker.submit(stored, decision.decision_id)
         self._drain(t)
+        if self.algos is not None and self.algos.dirty:
+            algo_runtime.pump(self, t)
+
+    def _algo_changed(self, t: int) -> None:
+        """A parent finished or stopped on a market event: log it, cancel its children."""
+        algo_runtime.pump(self, t, submit=False)
 
     def _decide(self, order: Order) -> Decision:
         """The risk decision for ``order``. While resuming, the logged decision is the truth
@@ -465,6 +493,8 @@ class Session:
             self._sync_strategy(iid)
         if fills and self._fill_hooks and not self.recorder.resuming:
             self._feed_breakers(fills, t)
+        if self.algos is not None and self.algos.by_child:
+            algo_runtime.route_reports(self, reports, t)
 
     def _feed_breakers(self, fills: list[Fill], t: int) -> None:
         self.recorder.commit()
@@ -539,6 +569,8 @@ class Session:
 
         with self.recorder.transaction() as tx:
             tx.append("session.kill", info, actor=self.actor, session_id=self.sid, ts=t)
+        if self.algos is not None:
+            self.algos.cancel_all("kill switch")  # no child after this; the working ones are cancelled below
         cancelled = 0
         for cid in sorted(self.working):
             order = self.ledger.state.orders[cid]
@@ -550,6 +582,8 @@ class Session:
             self.broker.cancel(cid)
             cancelled += 1
         self._drain(t)
+        if self.algos is not None:
+            algo_runtime.pump(self, t)  # parents with nothing working finish now
         flat = 0
         if info.get("flatten"):
             req = KillRequest(int(info["request_id"]), str(info.get("scope", "")), True,
