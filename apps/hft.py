@@ -1,6 +1,7 @@
 """HFT / microstructure: the session's order flow (buy/sell volume, imbalance), order-to-fill
-latency histogram, fill ratio, slippage vs the arrival price; spread and depth when a level-2
-feed exists (paper sessions replaying bars have none, and the page says so).
+latency histogram, fill ratio, slippage vs the arrival price; spread and depth over time from
+recorded level-2 data (the session's instrument, else another one with a note; paper sessions
+replaying bars have none, and the page says so when no instrument has any).
 
 Query parameters: ``?session=<id>``, ``?freq=1D`` (order-flow bucket: 1h, 4h, 1D, 1W).
 """
@@ -18,8 +19,10 @@ from lyra.core.timeutil import timeframe_to_ms
 from lyra.readside import ReadModel, execution_quality, fmt_num, fmt_pct, order_flow
 
 try:
+    from _book_views import SpreadDepthView
     from _template import LiveView, chart, empty_source, kpi_card, kpi_html, page, query_param, read_model
 except ImportError:  # pragma: no cover - notebook use
+    from apps._book_views import SpreadDepthView
     from apps._template import (
         LiveView,
         chart,
@@ -78,11 +81,7 @@ class HftView(LiveView):
         self._slip = empty_source("time", "slippage_bps")
         f4 = chart("Slippage vs arrival price (bps, + = paid more)", height=220)
         f4.scatter("time", "slippage_bps", source=self._slip, size=5, color="#ba68c8")
-        book = pn.pane.Markdown(
-            "**Spread and depth**: no level-2 feed for this session's instrument "
-            "(bar replay); they appear here with a live or recorded book feed.",
-            name="spread-depth",
-        )
+        book = self._book = SpreadDepthView(self.rm, load=False)  # level-2: fallback, empty state
         self._figs = (f1, f2)
         return pn.Column(
             pn.Row(*self._cards.values()),
@@ -98,13 +97,21 @@ class HftView(LiveView):
             sizing_mode="stretch_width",
         )
 
+    def tick(self) -> None:
+        """Poll the log (orders, fills) and the recorded book (not in the log)."""
+        super().tick()
+        self._book.refresh()
+
     def clear(self) -> None:
+        self._book.show(None)
         for s in (self._flow, self._lat, self._slip):
             s.data = {k: [] for k in s.data}
 
     def update(self, full: bool = True) -> None:
         info = self.info
         assert info is not None
+        if full:
+            self._book.show(info.instrument_ids[0])
         fills = self.rm.fills(self.session_id)
         orders = self.rm.orders(self.session_id)
         tf = timeframe_to_ms(info.timeframe)

@@ -1,5 +1,7 @@
 """Trading: candlesticks with volume and the session's fills, positions, open orders, recent
-fills, and (for roles allowed to trade) a risk-checked order ticket and cancel.
+fills, the order-book ladder and depth chart (recorded level-2 data: the session's instrument,
+else another one with a note), and (for roles allowed to trade) a risk-checked order ticket
+and cancel.
 
 Query parameters: ``?session=<id>`` and ``?bars=<n>`` (how many latest bars, 100..200,000;
 drawn downsampled to at most 1,500 candles). In a notebook: ``TradingView(ReadModel(engine,
@@ -24,8 +26,10 @@ from lyra.core.timeutil import timeframe_to_ms
 from lyra.readside import MANUAL_SESSION, ManualDesk, ReadModel, downsample_ohlc, fmt_money, fmt_num
 
 try:
+    from _book_views import OrderBookView
     from _template import NUMBER, TABLE_OPTS, LiveView, kpi_card, kpi_html, page, query_param, read_model
 except ImportError:  # pragma: no cover - notebook use
+    from apps._book_views import OrderBookView
     from apps._template import NUMBER, TABLE_OPTS, LiveView, kpi_card, kpi_html, page, query_param, read_model
 
 ROUTE = "trading"
@@ -129,12 +133,8 @@ class TradingView(LiveView):
         self._fills = pn.widgets.Tabulator(
             pd.DataFrame(), formatters=_FMT, css_classes=["lyra-table", "fills"], **TABLE_OPTS
         )
-        book = pn.pane.Markdown(
-            "**Order book**: no level-2 feed for this instrument. Paper sessions replaying bars have "
-            "no book; a live or recorded L2 feed shows its ladder here.",
-            name="order-book",
-        )
-        side = [book, *self._ticket()]
+        self._book = OrderBookView(self.rm, load=False)  # ladder + depth chart (level-2 data, with fallback)
+        side = [self._book, *self._ticket()]
         return pn.Column(
             pn.Row(*self._kpis.values()),
             pn.Row(
@@ -250,7 +250,13 @@ class TradingView(LiveView):
         self._safe_update(False)
 
     # -------------------------------------------------------------- data
+    def tick(self) -> None:
+        """Poll the log (fills, orders) and the recorded book (not in the log)."""
+        super().tick()
+        self._book.refresh()
+
     def clear(self) -> None:
+        self._book.show(None)
         self._candles.data = {k: [] for k in self._candles.data}
         self._fill_src.data = {k: [] for k in self._fill_src.data}
         for t in (self._positions, self._open, self._fills):
@@ -289,6 +295,8 @@ class TradingView(LiveView):
     def update(self, full: bool = True) -> None:
         info = self.info
         assert info is not None
+        if full:
+            self._book.show(info.instrument_ids[0])
         if full or self.shown_bars.empty:
             self._load_bars()
         elif (

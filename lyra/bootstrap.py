@@ -54,6 +54,9 @@ def initialise(*, load_samples: bool = True, console: Console | None = None,
     datasets = 0
     if load_samples:
         datasets = load_sample_data(settings, console=console)
+        from lyra.feeds.book_tap import record_sample_books
+
+        record_sample_books(engine)  # a real L2 book (Kraken BTC/CHF) for the dashboards; < 1 s, once
     return {"home": str(settings.home), "database": settings.db_url.split("://")[0],
             "revision": after, "datasets": datasets}
 

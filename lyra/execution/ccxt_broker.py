@@ -113,12 +113,18 @@ def _unchanged(raw: Any, o: Order) -> bool:
         return False
 
 
-def _entry_fill(raw: Any) -> Any:
-    """A fill in the answer to the order's own entry took liquidity: the order was the
-    aggressor. Venues (Binance ``FULL``) leave the flag out there; it is not a guess."""
-    if isinstance(raw, dict) and raw.get("takerOrMaker") is None:
-        return {**raw, "takerOrMaker": "taker"}
-    return raw
+def _entry_fill(raw: Any, order: Any) -> Any:
+    """A fill in the answer to the order's own entry took liquidity (the order was the
+    aggressor) and has the order's side. Venues (Binance ``FULL``) leave both out there; filling
+    them in from the order is not a guess."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    if out.get("takerOrMaker") is None:
+        out["takerOrMaker"] = "taker"
+    if out.get("side") is None and isinstance(order, dict):
+        out["side"] = order.get("side")
+    return out
 
 
 def _retry_after(exchange: Any) -> float | None:
@@ -559,7 +565,7 @@ class CcxtBroker:
         view = self._parse_order(raw, t)
         if view is None:
             return
-        fills = [f for f in (self._parse_fill(_entry_fill(x), t) for x in (raw.get("trades") or []))
+        fills = [f for f in (self._parse_fill(_entry_fill(x, raw), t) for x in (raw.get("trades") or []))
                  if f is not None]
         known = sum((f.quantity for f in fills if f.fill_id not in t.fill_ids), t.order.filled_quantity)
         if view.filled_quantity > known and (fetch_trades or view.status.is_terminal):

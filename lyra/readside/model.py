@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lyra.core.errors import ValidationError
+from lyra.readside.book import BookView, query_book, query_book_instruments, query_spread_depth
 from lyra.store.tables import events, fills, orders, positions
 from lyra.store.tables_risk import breaker_trips, kill_requests, trading_state
 from lyra.store.tables_session import sessions
@@ -384,6 +385,37 @@ class ReadModel:
         )
         frame["time"] = _time(frame["ts"])
         return frame
+
+
+    # ------------------------------------------------------------------ level-2 books
+    def book(self, instrument_id: str, at_ts: int | None = None, *, session_id: str | None = None
+             ) -> BookView | None:
+        """The latest recorded order-book snapshot of ``instrument_id`` at or before ``at_ts``
+        (ms UTC; None: the latest), from any session unless ``session_id``; None if none."""
+        with self.engine.connect() as conn:
+            return query_book(conn, instrument_id, at_ts, session_id)
+
+    def spread_depth(
+        self,
+        instrument_id: str,
+        start: int | None = None,
+        end: int | None = None,
+        max_points: int = 2000,
+        *,
+        session_id: str | None = None,
+    ) -> pd.DataFrame:
+        """Spread and depth of the recorded snapshots between ``start`` and ``end`` (ms UTC,
+        inclusive), oldest first: ts, time, mid, spread_bps, bid/ask_depth_10bps,
+        bid/ask_depth_50bps, spread_bps_max, snapshots. More than ``max_points`` snapshots
+        are averaged in equal time buckets (``ts`` = the bucket's first snapshot,
+        ``spread_bps_max`` its widest spread, ``snapshots`` how many it holds)."""
+        with self.engine.connect() as conn:
+            return query_spread_depth(conn, instrument_id, start, end, max_points, session_id)
+
+    def book_instruments(self) -> list[str]:
+        """Instruments with recorded order-book snapshots, the most recently updated first."""
+        with self.engine.connect() as conn:
+            return query_book_instruments(conn)
 
 
 def _session_info(m: Any) -> SessionInfo:

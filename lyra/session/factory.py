@@ -51,13 +51,17 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
 
 def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path | None = None,
                       risk: Any = None, exchange: Any = None, ws_exchange: Any = None,
-                      feed: Any = None, home: Path | None = None) -> Session:
+                      feed: Any = None, home: Path | None = None, md_exchange: Any = None,
+                      channels: frozenset[str] = frozenset({"trades", "book"}),
+                      idle_timeout_s: float = 600.0) -> Session:
     """A live session: :class:`~lyra.execution.ccxt_broker.CcxtBroker` on the config's venue
     (credentials from the environment or ``$LYRA_HOME/secrets``; testnet with ``sandbox``),
     bars built from the venue's live trades. ``exchange``/``ws_exchange``/``feed`` can be
-    given (tests aim them at the local fake exchange)."""
+    given (tests aim them at the local fake exchange; ``md_exchange`` makes the ccxt.pro client
+    of the market-data stream, which must be built in the stream's own thread)."""
     from lyra.core.timeutil import timeframe_to_ms
     from lyra.execution.ccxt_broker import CcxtBroker
+    from lyra.feeds.book_tap import BookTap
     from lyra.feeds.live import FeedSource, LiveFeed, SyncLiveFeed
     from lyra.session.live import (
         LiveSession,
@@ -76,21 +80,32 @@ def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path
         exchange = live_exchange(config.venue, creds, sandbox=config.sandbox)
         ws_exchange = live_exchange(config.venue, creds, sandbox=config.sandbox, pro=True)
     broker = CcxtBroker(exchange, instruments.values(), venue_name=config.venue, ws_exchange=ws_exchange)
+    live = None
     if feed is None:
         # The market-data stream gets its own ccxt.pro client: each binds to its thread's loop.
-        md = live_exchange(config.venue, {}, sandbox=config.sandbox, pro=True)
-        srcs = [FeedSource(config.venue, s, md) for s in config.symbols]
-        live = SyncLiveFeed(lambda: LiveFeed(srcs))
+        def make_feed() -> LiveFeed:
+            md = md_exchange() if md_exchange else live_exchange(config.venue, {}, sandbox=config.sandbox,
+                                                                 pro=True)
+            return LiveFeed([FeedSource(config.venue, s, md, channels=channels) for s in config.symbols])
+
+        live = SyncLiveFeed(make_feed)
         live.__enter__()
-        feed = bars_from_trades(live.events(timeout=600.0), timeframe_to_ms(config.timeframe),
-                                config.timeframe)
+        # Books are kept for the dashboards (ladder, spread and depth); trades become bars. The
+        # session ends when the venue is silent for ``idle_timeout_s``.
+        books = BookTap(live.events(timeout=idle_timeout_s), engine, session_id=config.session_id,
+                        on_error="log")
+        feed = bars_from_trades(books, timeframe_to_ms(config.timeframe), config.timeframe)
     if risk is None:
         risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
     from lyra.execution.reconcile import ReconcilePolicy
 
-    return LiveSession(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
-                       clock=clock, jsonl_path=jsonl_path, risk_context=risk_context,
-                       policy=ReconcilePolicy(orphans=config.reconcile_orphans))
+    session = LiveSession(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
+                          clock=clock, jsonl_path=jsonl_path, risk_context=risk_context,
+                          policy=ReconcilePolicy(orphans=config.reconcile_orphans))
+    if live is not None:
+        session.closers.append(lambda: live.__exit__(None, None, None))
+        session.closers.append(books.close)
+    return session
 
 
 def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayClock,

@@ -164,6 +164,8 @@ class LiveSession(Session):
 
         self.policy = policy or ReconcilePolicy()
         self.reconciliation: ReconcileResult | None = None
+        #: what to stop when the run ends (the market-data stream, the book recorder)
+        self.closers: list[Any] = []
         self._restore()
 
     # -- state from the log ---------------------------------------------------------------
@@ -212,6 +214,7 @@ class LiveSession(Session):
         since = min((o.created_ts for o in mine.values()), default=None)
         res = reconcile(self.broker, mine, client_id_prefix=f"{self.sid}-", known_fill_ids=known_fills,
                         fills_since_ts=since, policy=self.policy)
+        res.differences.extend(self._interrupted_algos())
         # Wall time for these entries; the session clock stays with the market data.
         now = max(self.clock.now_ms(), int(time.time() * 1000))
         with self.recorder.transaction() as tx:
@@ -239,6 +242,23 @@ class LiveSession(Session):
         self.reconciliation = res
         self.broker.start_streams()
         return res
+
+    def _interrupted_algos(self) -> list[Any]:
+        """Parent orders (TWAP, iceberg, POV) that were working when the process died. A live
+        run cannot replay its market data to rebuild their schedule: they are recorded as
+        interrupted (their children are reconciled like any order) and not resumed."""
+        from lyra.execution.reconcile import Difference
+
+        started: dict[str, dict[str, Any]] = {}
+        for rec in self.log.read(session_id=self.sid, kinds=("algo.started", "algo.finished")):
+            d = rec.data()
+            if rec.kind == "algo.started":
+                started[str(d["parent_id"])] = d
+            else:
+                started.pop(str(d.get("parent_id")), None)
+        keep = ("instrument_id", "side", "quantity")
+        return [Difference("algo-interrupted", pid, {k: d.get(k, "") for k in keep})
+                for pid, d in sorted(started.items())]
 
     def _adopt_orphan(self, tx: Any, view: OrderReport, now: int) -> None:
         from lyra.core.enums import OrderEventType as E
@@ -278,6 +298,8 @@ class LiveSession(Session):
             return super().run(max_events=max_events, on_progress=on_progress)
         finally:
             self.broker.close()
+            for close in self.closers:
+                close()
 
 
 def bars_from_trades(events: Iterable[MarketEvent], timeframe_ms: int, timeframe: str

@@ -194,3 +194,50 @@ def test_the_same_strategy_code_runs_live(engine: Engine, fake: Any) -> None:
     assert [o.avg_fill_price for o in orders.values()] == [D("1.9532"), D("1.9531")]
     assert s.holdings[IID] == 0
     assert _kinds(engine, "session.finished")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_algo_working_when_the_process_died_is_recorded_as_interrupted(engine: Engine, fake: Any) -> None:
+    from lyra.execution.algos import AlgoSpec, ParentIntent
+
+    f, acct = fake
+    spec = {"kind": "twap", "duration_ms": 3_600_000, "slices": 3}
+    s1 = _open(engine, f, params={"execution": spec})
+    s1.start()
+    now = int(time.time() * 1000)
+    s1.clock.advance_to(now)
+    s1.marks[IID] = 1.953
+    s1.last_data_ts[IID] = now
+    parent = ParentIntent(OrderIntent(IID, Side.BUY, D(300), OrderType.LIMIT, D("1.9500")), AlgoSpec.from_dict(spec))
+    s1._submit([parent], now)
+    s1.recorder.commit()
+    assert [x.client_order_id for x in acct.submissions] == ["lv1-00000001"]  # the first slice
+    s1.broker.close()
+    del s1
+    s2 = _open(engine, f, params={"execution": spec})
+    res = s2.start()
+    interrupted = [d for d in res.differences if d.kind == "algo-interrupted"]
+    assert [(d.client_order_id, d.detail["quantity"]) for d in interrupted] == [("lv1-algo-000001", "300")]
+    assert "lv1-00000001" in s2.working  # its resting child is still tracked and reconciled
+    s2.broker.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_live_session_builds_its_bars_from_the_venues_trade_stream(engine: Engine) -> None:
+    """The whole live path without injected data: ccxt.pro trade stream from the fake venue
+    (recorded Binance BTC/USDT trades, 2021-01-08) -> 1 s bars -> the session loop."""
+    import ccxt.pro as ccxtpro
+
+    from lyra.testing.fake_exchange import binance_fake
+
+    acct = FakeAccount({"USDT": "50000", "BTC": "0"})
+    with binance_fake(FIX, rate=400.0, account=acct) as f:
+        cfg = load_session_config({**CONFIG, "symbols": ["BTC/USDT"], "timeframe": "1s", "instruments": {},
+                                   "params": {"fast": 50, "slow": 200}})
+        s = open_live_session(cfg, engine=engine, exchange=_exchange(f), channels=frozenset({"trades"}),
+                              md_exchange=lambda: f.point_ccxt(ccxtpro.binance(f.ccxt_config())),
+                              idle_timeout_s=3.0)
+        result = s.run(max_events=20)
+    assert result.events == 20
+    assert s.last_data_ts["binance:BTC/USDT"] > 1_610_000_000_000  # bars from the 2021 tape
+    assert acct.submissions == []  # no signal in 20 bars with a 200-bar slow average
