@@ -1,0 +1,133 @@
+"""A smart-routed order across several live venues, recorded and risk-checked.
+
+:func:`~lyra.execution.routing.execute_route` decides the split; this desk connects it to the
+real world: it reads each venue's book through ccxt, sends every child through **pre-trade
+risk** and then the venue's :class:`~lyra.execution.ccxt_broker.CcxtBroker` (write-ahead: the
+child is in the log before it is sent), waits for the IOC child to finish, and records the
+routing decision (books seen, split, expected price: ``route.decision``) and its outcome
+(achieved vs expected, per child: ``route.completed``) in the event log.
+
+>>> desk = RoutedDesk({"binance": VenueLink(broker_a, ex_a, inst_a), ...}, ledger=ledger,
+...                   risk=engine, risk_context=ctx_fn, account_id="router")
+>>> result = desk.route(Side.BUY, Decimal("2500"))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from lyra.audit.ledger import Ledger
+from lyra.core.enums import OrderEventType, Side
+from lyra.core.errors import RiskRejected, ValidationError
+from lyra.core.instrument import Instrument
+from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.execution.ccxt_broker import CcxtBroker
+from lyra.execution.routing import VenueQuote
+from lyra.execution.routing_exec import RouteResult, execute_route, planner
+
+E = OrderEventType
+
+
+@dataclass(frozen=True)
+class VenueLink:
+    """One venue the desk routes to: its broker, the ccxt client to read its book, the
+    instrument (tick, lot, minimums, taker fee) as traded there."""
+
+    broker: CcxtBroker
+    exchange: Any
+    instrument: Instrument
+    depth: int = 50
+
+
+class RoutedDesk:
+    """Routes parent orders across :class:`VenueLink` s; every child passes ``risk``."""
+
+    def __init__(self, venues: Mapping[str, VenueLink], *, ledger: Ledger, risk: Any,
+                 risk_context: Callable[[Order], Any], account_id: str, actor: str = "router",
+                 wait_s: float = 5.0) -> None:
+        if not venues:
+            raise ValidationError("venues", {}, "give at least one venue")
+        self.venues = dict(venues)
+        self.ledger = ledger
+        self.risk = risk
+        self.risk_context = risk_context
+        self.account_id = account_id
+        self.actor = actor
+        self.wait_s = wait_s
+        st = ledger.state
+        mine = [c for c, s in st.order_sessions.items() if s == account_id]
+        self.seq = max((int(c.rsplit("-", 1)[1]) for c in mine if c.rsplit("-", 1)[1].isdigit()), default=0)
+
+    def quotes(self) -> list[VenueQuote]:
+        """Every venue's book now, as the router sees it."""
+        out = []
+        for name, v in self.venues.items():
+            ob = v.exchange.fetch_order_book(v.instrument.symbol, v.depth)
+            out.append(VenueQuote.from_ccxt_order_book(ob, v.instrument, venue=name))
+        return out
+
+    def route(self, side: Side, quantity: Decimal, *, limit_price: Decimal | None = None,
+              max_rounds: int = 3) -> RouteResult:
+        """Split ``quantity`` across the venues for the best price net of taker fees, send the
+        children (IOC, through risk), re-route what did not fill; everything recorded."""
+        plan_fn = planner(side, limit_price=limit_price)
+        decisions: list[dict[str, Any]] = []
+
+        def plan_and_record(qty: Decimal, quotes: Any) -> Any:
+            plan = plan_fn(qty, quotes)
+            decisions.append(plan.to_record())
+            record = {"account_id": self.account_id, "round": len(decisions), **plan.to_record()}
+            with self.ledger.transaction() as tx:
+                tx.append("route.decision", record, actor=self.actor, session_id=self.account_id)
+            return plan
+
+        result = execute_route(plan_and_record, self._send_child, self.quotes, quantity=quantity,
+                               max_rounds=max_rounds, tag=f"route:{self.account_id}")
+        with self.ledger.transaction() as tx:
+            tx.append("route.completed", {"account_id": self.account_id, **result.to_record()},
+                      actor=self.actor, session_id=self.account_id)
+        return result
+
+    def _send_child(self, venue_name: str, intent: OrderIntent) -> list[Fill]:
+        link = self.venues[venue_name]
+        intent = OrderIntent(link.instrument.id, intent.side, intent.quantity, intent.order_type,
+                             intent.limit_price, intent.stop_price, intent.time_in_force, tag=intent.tag)
+        self.seq += 1
+        cid = client_order_id(self.account_id, self.seq)
+        now = int(time.time() * 1000)
+        order = Order(cid, intent, created_ts=now)
+        d = self.risk.check(order, self.risk_context(order))
+        if d.approved and d.quantity != intent.quantity:  # risk may shrink a child, never grow it
+            intent = replace(intent, quantity=d.quantity)
+            order = Order(cid, intent, created_ts=now)
+        with self.ledger.transaction() as tx:  # committed before anything is sent
+            tx.append("risk.decision", d.to_payload() if hasattr(d, "to_payload") else {
+                "decision_id": str(d.decision_id), "client_order_id": cid, "approved": bool(d.approved),
+                "reason": str(d.reason)}, actor="risk", session_id=self.account_id, ts=now)
+            tx.create_order(self.account_id, order, actor=self.actor)
+            if not d.approved:
+                tx.order_event(self.account_id, cid, OrderEvent(E.DENY, now, reason=str(d.reason)),
+                               actor=self.actor)
+            else:
+                order = tx.order_event(self.account_id, cid, OrderEvent(E.SUBMIT, now), actor=self.actor)
+        if not d.approved:
+            raise RiskRejected(f"child {cid} on {venue_name}: {d.reason}")
+        link.broker.submit(order, str(d.decision_id))
+        fills: list[Fill] = []
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            reports = link.broker.poll_reports()
+            if reports:
+                with self.ledger.transaction() as tx:
+                    for r in reports:
+                        tx.order_event(self.account_id, r.client_order_id, r.to_event(), actor=self.actor)
+                        if r.fill is not None and r.client_order_id == cid:
+                            fills.append(r.fill)
+            current = self.ledger.state.orders[cid]
+            if current.status.is_terminal or time.monotonic() > deadline:
+                return fills
+            time.sleep(0.01)
