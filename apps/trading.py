@@ -10,6 +10,7 @@ market_dir), live=False)``.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -76,6 +77,7 @@ class TradingView(LiveView):
     ) -> None:
         self.principal = principal
         self.desk = desk
+        self._cmd: int | None = None  # the ticket's last command, polled until the session answers
         self.shown_bars = pd.DataFrame()
         self.fill_frame = pd.DataFrame()
         super().__init__(rm, session_id, **params)
@@ -175,7 +177,7 @@ class TradingView(LiveView):
         review.on_click(self._review)
         self._t_confirm.on_click(self._send)
         widgets: list[pn.viewable.Viewable] = [
-            pn.pane.Markdown("### Order ticket (manual desk)"),
+            pn.pane.Markdown("### Order ticket (executed by the session)"),
             self._t_inst,
             self._t_side,
             self._t_qty,
@@ -185,7 +187,7 @@ class TradingView(LiveView):
             self._t_out,
         ]
         if p.can(Action.CANCEL_ORDER):
-            self._c_pick = pn.widgets.Select(label="Cancel manual order", options=[])
+            self._c_pick = pn.widgets.Select(label="Cancel an open order", options=[])
             cancel = pn.widgets.Button(label="Cancel order", color="warning")
             cancel.on_click(self._cancel)
             widgets += [self._c_pick, cancel]
@@ -219,41 +221,53 @@ class TradingView(LiveView):
         assert self.principal is not None
         try:
             inst, side, qty, limit = self._ticket_values()
-            mark = self.rm.last_marks(self.session_id).get(inst) if self.session_id else None
-            order, reason = self.desk.submit(
+            cmd = self.desk.submit(
                 self.principal,
                 instrument_id=inst,
                 side=side,
                 quantity=qty,
                 limit_price=limit,
-                mark=Decimal(repr(mark or 0)),
+                session_id=self.session_id,
             )
         except LyraError as exc:
             self._t_out.object = f"Not done: not sent: {exc}"
             return
-        verdict = "approved by risk" if order.status.value == "submitted" else f"**denied** by risk: {reason}"
-        self._t_out.object = f"Order `{order.client_order_id}` {verdict} (status {order.status.value})."
-        self._safe_update(False)
+        self._show_command(cmd)
 
     def _cancel(self, _e: Any = None) -> None:
         assert self.desk is not None
         assert self.principal is not None
         cid = self._c_pick.value
         if not cid:
-            self._t_out.object = "No open manual order to cancel."
+            self._t_out.object = "No open order to cancel."
             return
         try:
-            self.desk.cancel(self.principal, cid)
-            self._t_out.object = f"Order `{cid}` cancelled."
+            self._show_command(self.desk.cancel(self.principal, cid, session_id=self.session_id))
         except LyraError as exc:
             self._t_out.object = f"Not done: {exc}"
-        self._safe_update(False)
+
+    def _show_command(self, cmd: Any) -> None:
+        """Show a command's state; keep polling it (``tick``) until the session answered."""
+        self._cmd = None if cmd.finished else cmd.id
+        text = cmd.describe()
+        if not cmd.finished and time.time() * 1000 - cmd.created_ts > 10_000:
+            text += " (no answer for 10 s: is the session running?)"
+        self._t_out.object = text[0].upper() + text[1:] + "."
+        if cmd.finished:
+            self._safe_update(False)
+
+    def _follow_command(self) -> None:
+        if self._cmd is not None and self.desk is not None:
+            cmd = self.desk.command(self._cmd)
+            if cmd is not None:
+                self._show_command(cmd)
 
     # -------------------------------------------------------------- data
     def tick(self) -> None:
         """Poll the log (fills, orders) and the recorded book (not in the log)."""
         super().tick()
         self._book.refresh()
+        self._follow_command()
 
     def clear(self) -> None:
         self._book.show(None)
@@ -384,7 +398,7 @@ class TradingView(LiveView):
             mine = [
                 c
                 for c, s in zip(open_orders["client_order_id"], open_orders["session_id"], strict=True)
-                if s == MANUAL_SESSION
+                if s == self.session_id
             ]
             self._c_pick.options = mine
             if self._c_pick.value not in mine:
@@ -423,7 +437,7 @@ def create_app() -> pn.viewable.Viewable:
         # The manual desk trades the instruments of the session on screen, with its definitions.
         instruments = session_instruments(load_session_config(info.config))
         equity = Decimal(repr(sum(info.balances.values())))
-        desk = ManualDesk(rm.engine, instruments, jsonl_path=jsonl, equity=equity)
+        desk = ManualDesk(rm.engine, instruments, session_id=sid, jsonl_path=jsonl, equity=equity)
     view = TradingView(rm, query_param("session"), principal=who, desk=desk)
     n = _bars_param()
     if n is not None:

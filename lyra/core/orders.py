@@ -55,6 +55,9 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEventType], OrderStatus] = {
     (S.PENDING_CANCEL, E.PARTIAL_FILL): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, E.FILL): S.FILLED,
     (S.PENDING_CANCEL, E.CANCEL): S.CANCELLED,
+    # The venue's acknowledgement of an order we asked to cancel before it answered: the
+    # cancel is still on its way, so the order stays pending cancel.
+    (S.PENDING_CANCEL, E.ACCEPT): S.PENDING_CANCEL,
     # The cancel failed (already gone, or too late): back to working. ``apply`` picks
     # PARTIALLY_FILLED instead of ACCEPTED when something has filled.
     (S.PENDING_CANCEL, E.CANCEL_REJECT): S.ACCEPTED,

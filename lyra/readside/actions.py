@@ -2,11 +2,15 @@
 as everything else:
 
 * :func:`pull_kill_switch` — :class:`lyra.risk.killswitch.KillSwitch.pull` (records who).
-* :class:`ManualDesk` — a hand-entered order for the ``manual`` session: a
-  :class:`lyra.risk.RiskEngine` check recorded as ``risk.decision``, then the order through the
-  ledger (``order.created`` + ``order.submit`` or ``order.deny``) in one transaction. No broker
-  is attached to the manual session in this version, so an approved order stays *submitted*
-  (an open, risk-checked order intent) until cancelled from the dashboard.
+* :class:`ManualDesk` — the order ticket: :meth:`ManualDesk.submit` and :meth:`ManualDesk.cancel`
+  queue a command for a *running* session (:class:`lyra.session.commands.CommandQueue`); the
+  session takes it at its heartbeat and executes it like its strategy's orders: risk
+  (``risk.decision``), the ledger, its broker (paper or live). The returned
+  :class:`~lyra.session.commands.Command` is pending; poll :meth:`ManualDesk.command` for the
+  outcome (``sent to session X: order <cid> accepted`` / ``denied by risk: ...``).
+* :meth:`ManualDesk.submit_rebalance` (the rebalancing page) still records risk-checked orders
+  for the ``manual`` account, which no broker executes, and :meth:`ManualDesk.cancel_manual`
+  cancels those. That is the only use of the ``manual`` pseudo-session left.
 
 Every function takes the :class:`~lyra.auth.permissions.Principal` and checks it again (the
 app also hides the controls from roles that may not use them).
@@ -27,7 +31,9 @@ from lyra.core.enums import OrderEventType, OrderStatus, OrderType, Side
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.orders import Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.values import to_decimal
 from lyra.risk._types import KillRequest
+from lyra.session.commands import Command, CommandQueue
 from lyra.store.tables import orders
 
 MANUAL_SESSION = "manual"
@@ -59,13 +65,15 @@ def pull_kill_switch(
 
 
 class ManualDesk:
-    """Orders typed into the trading dashboard, for the ``manual`` session/account."""
+    """Orders typed into the trading dashboard, executed by a running session
+    (``session_id``: the default target; each call may name another)."""
 
     def __init__(
         self,
         engine: Engine,
         instruments: dict[str, Instrument],
         *,
+        session_id: str | None = None,
         jsonl_path: Path | None = None,
         equity: Decimal = Decimal(0),
         risk: dict[str, object] | None = None,
@@ -76,6 +84,8 @@ class ManualDesk:
 
         self.engine = engine
         self.instruments = instruments
+        self.session_id = session_id
+        self.commands = CommandQueue(engine, jsonl_path)
         self.clock = WallClock()
         self.log = EventLog(engine, jsonl_path, clock=self.clock)
         self.equity = equity
@@ -96,6 +106,12 @@ class ManualDesk:
             ).scalar_one()
         return client_order_id(MANUAL_SESSION, int(n) + 1)
 
+    def _target(self, session_id: str | None) -> str:
+        sid = session_id or self.session_id
+        if not sid:
+            raise ValidationError("session_id", sid, "no session to send it to", "pick a running session")
+        return sid
+
     def submit(
         self,
         principal: Principal,
@@ -104,11 +120,32 @@ class ManualDesk:
         side: str,
         quantity: Decimal | str,
         limit_price: Decimal | str | None,
-        mark: Decimal,
-    ) -> tuple[Order, str]:
-        """Risk-check and record an order; returns (the recorded order, the risk reason)."""
+        mark: Decimal | None = None,
+        session_id: str | None = None,
+        reason: str = "order ticket",
+    ) -> Command:
+        """Send a market (no ``limit_price``) or limit order to the running session; returns
+        the pending command (``mark`` is not used any more: the session's risk check uses
+        the session's own marks)."""
         principal.require(Action.PLACE_ORDER)
-        return self._record(principal, instrument_id, side, quantity, limit_price, mark, "manual")
+        if side not in ("buy", "sell"):
+            raise ValidationError("side", side, "must be buy or sell")
+        qty = to_decimal(quantity, "quantity")
+        otype = OrderType.MARKET if limit_price in (None, "") else OrderType.LIMIT
+        lp = None if otype is OrderType.MARKET else to_decimal(limit_price, "limit_price")
+        intent = OrderIntent(instrument_id, Side(side), qty, otype, lp)
+        return self.commands.submit_order(self._target(session_id), intent, principal, reason)
+
+    def cancel(
+        self, principal: Principal, cid: str, *, session_id: str | None = None, reason: str = "order ticket"
+    ) -> Command:
+        """Ask the running session to cancel its working order ``cid``; returns the pending command."""
+        principal.require(Action.CANCEL_ORDER)
+        return self.commands.cancel_order(self._target(session_id), cid, principal, reason)
+
+    def command(self, command_id: int) -> Command | None:
+        """A command as it is now (poll it until ``finished`` for the session's answer)."""
+        return self.commands.get(command_id)
 
     def submit_rebalance(
         self, principal: Principal, trades: list[tuple[str, str, Decimal]], marks: dict[str, Decimal]
@@ -177,8 +214,9 @@ class ManualDesk:
             stored = tx.order_event(MANUAL_SESSION, cid, ev, actor=actor)
         return stored, d.reason
 
-    def cancel(self, principal: Principal, cid: str) -> Order:
-        """Cancel an open manual order (no venue holds it: the cancel completes at once)."""
+    def cancel_manual(self, principal: Principal, cid: str) -> Order:
+        """Cancel an open order of the ``manual`` account (a rebalance order: no venue holds
+        it, the cancel completes at once)."""
         principal.require(Action.CANCEL_ORDER)
         ledger = Ledger(self.log, session_id=MANUAL_SESSION)
         order = ledger.state.orders.get(cid)
@@ -186,8 +224,8 @@ class ManualDesk:
             raise ValidationError(
                 "client_order_id",
                 cid,
-                "not an order of the manual desk",
-                "orders of running sessions stop with the kill switch",
+                "not an order of the manual account",
+                "cancel a running session's order with ManualDesk.cancel",
             )
         if order.status.is_terminal:
             raise ValidationError("client_order_id", cid, f"is already {order.status.value}")

@@ -160,6 +160,7 @@ class LiveSession(Session):
         self.recorder = _ContinuingRecorder(self.ledger, self.sid, self.actor)
         self._kills_at = {}
         self.fast_path = False
+        self.poll_mask = 0  # a live kill switch acts within a heartbeat, not after 1024 bars
         from lyra.execution.reconcile import ReconcilePolicy
 
         self.policy = policy or ReconcilePolicy()

@@ -27,9 +27,12 @@ from lyra.core.orders import Order, OrderEvent
 
 def is_operational(kind: str) -> bool:
     """Entries that record what happened *to* a session rather than what it did (breaker
-    trips, state changes, kill switch, stop markers): written outside the session's own
-    deterministic stream, so a resume does not re-verify them."""
-    return kind == "session.stopped" or (kind.startswith("risk.") and kind != "risk.decision")
+    trips, state changes, kill switch, stop markers, operator commands asked and answered):
+    written outside the session's own deterministic stream, so a resume does not re-verify
+    them. (Where the session *acted* on a kill or a command, ``session.kill`` and
+    ``session.command``, is part of its stream.)"""
+    return (kind == "session.stopped" or kind.startswith("command.")
+            or (kind.startswith("risk.") and kind != "risk.decision"))
 
 
 class _Verifier:

@@ -39,6 +39,7 @@ from lyra.execution.algos import ChildIntent, ParentIntent
 from lyra.execution.broker import Broker
 from lyra.portfolio.portfolio import Portfolio
 from lyra.session import algo_runtime
+from lyra.session.commands import SessionCommands
 from lyra.session.config import SessionConfig
 from lyra.session.recorder import SessionRecorder
 from lyra.session.registry import SessionRegistry
@@ -209,8 +210,13 @@ class Session:
             int(r.data()["at_event"]): r.data() for r in self.recorder.expected if r.kind == "session.kill"}
         self.killed = False
         self._stop_when_idle = False
+        self._flatten_after: Any = None  # a kill's flattening, waiting for its cancels to complete
+        self.commands = SessionCommands(self)  # operator orders: taken and re-done like kills
+        self._commands_at: dict[int, list[dict[str, Any]]] = {}  # resuming: by event (set by run)
         #: use the array loop for a plain replay of one bar series (same results, faster)
         self.fast_path = True
+        #: heartbeat every (mask + 1) events in an unpaced replay; 0: check the clock every event
+        self.poll_mask = 1023
 
     # ------------------------------------------------------------------ the loop
     def run(self, *, max_events: int | None = None, on_progress: Callable[[int], None] | None = None
@@ -238,8 +244,12 @@ class Session:
         since_equity = self._bars_since_equity
         bar_hooks = self._bar_hooks
         n = 0
+        # Heartbeat (kill switch, operator commands): every 1024 events of a replay, on time
+        # (the clock checked every event) for live sessions.
+        poll_mask = self.poll_mask
         next_poll = time.monotonic() + POLL_INTERVAL_S
         stopped = False
+        redo_at = self._commands_at = self.commands.schedule()
         try:
             fast = self._fast_bars()
             if fast is not None:
@@ -281,10 +291,12 @@ class Session:
                 if self._kills_at and n in self._kills_at:
                     # Resuming: do again what the kill switch made the run do at this point.
                     self._act_on_kill(self._kills_at.pop(n), n, t)
-                if self._stop_when_idle and not working:
+                if redo_at and n in redo_at:
+                    self.commands.redo(redo_at.pop(n), n, t)
+                if self._stop_when_idle and not working and self._idle_after_kill(t):
                     stopped = True  # killed: its cancels and flattening have all completed
                     break
-                if not n & 1023 and time.monotonic() >= next_poll:
+                if not n & poll_mask and time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + POLL_INTERVAL_S
                     if self._poll(n, t):
                         stopped = True
@@ -307,9 +319,11 @@ class Session:
                 )
             self.recorder.commit()
             self.registry.update(self.sid, status=status, data_ts=clock.now_ms(), events_processed=n)
+            self.commands.close(status)
         except BaseException as exc:
             self.recorder.rollback()
             self.registry.update(self.sid, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            self.commands.close("failed")
             raise
         r = self.result
         r.events = n
@@ -353,6 +367,7 @@ class Session:
         n = 0
         t = 0
         next_poll = time.monotonic() + POLL_INTERVAL_S
+        redo_at = self._commands_at
         chunk = 65_536
         for a in range(0, len(b.ts), chunk):
             z = slice(a, a + chunk)
@@ -387,7 +402,9 @@ class Session:
                     return n, False, t
                 if self._kills_at and n in self._kills_at:
                     self._act_on_kill(self._kills_at.pop(n), n, t)
-                if self._stop_when_idle and not working:
+                if redo_at and n in redo_at:
+                    self.commands.redo(redo_at.pop(n), n, t)
+                if self._stop_when_idle and not working and self._idle_after_kill(t):
                     self.last_data_ts[iid] = t
                     return n, True, t
                 if not n & 1023 and time.monotonic() >= next_poll:
@@ -560,6 +577,7 @@ class Session:
                 # A killed session stops once its cancels and flattening orders are done
                 # (they still need market data to complete); `lyra session resume` after a re-arm.
                 self._stop_when_idle = True
+        self.commands.take(n, t)  # operator orders: after any kill, so a halt denies them
         return self.registry.stop_requested(self.sid)
 
     def _act_on_kill(self, info: dict[str, Any], n: int, t: int) -> tuple[int, int]:
@@ -588,12 +606,30 @@ class Session:
         if info.get("flatten"):
             req = KillRequest(int(info["request_id"]), str(info.get("scope", "")), True,
                               str(info.get("actor", "")), "", t)
-            intents = flatten_intents(self.holdings, self.instruments, req)
-            if intents:
-                self._submit(intents, t)
-                flat = len(intents)
+            if self.working:
+                # Orders being cancelled can still fill (the venue has not seen the cancel yet):
+                # flatten what is left once every cancel has completed.
+                self._flatten_after = req
+            else:
+                intents = flatten_intents(self.holdings, self.instruments, req)
+                if intents:
+                    self._submit(intents, t)
+                    flat = len(intents)
         self.killed = True
         return cancelled, flat
+
+    def _idle_after_kill(self, t: int) -> bool:
+        """Killed and nothing working: flatten now if that was waiting for the cancels; True
+        when the session may stop."""
+        req, self._flatten_after = self._flatten_after, None
+        if req is None:
+            return True
+        from lyra.risk.engine import flatten_intents
+
+        intents = flatten_intents(self.holdings, self.instruments, req)
+        if intents:
+            self._submit(intents, t)
+        return not self.working
 
 
 def _kill_switch_for(risk: Any) -> Any:

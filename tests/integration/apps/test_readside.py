@@ -108,46 +108,49 @@ def _desk(rm: ReadModel, jsonl) -> ManualDesk:
     )
 
 
-def test_manual_orders_go_through_risk_and_need_the_permission(dash):
+def test_ticket_orders_need_a_running_session_and_the_permission(dash):
     settings, rm = dash
     desk = _desk(rm, settings.audit_dir / "events.jsonl")
+    order = {"instrument_id": "coinbase:BTC/USD", "side": "buy", "quantity": "0.01", "limit_price": None}
     with pytest.raises(PermissionDenied):
-        desk.submit(
-            VIEWER,
-            instrument_id="coinbase:BTC/USD",
-            side="buy",
-            quantity="0.01",
-            limit_price=None,
-            mark=Decimal(10_000),
-        )
+        desk.submit(VIEWER, **order, session_id="dash")
+    with pytest.raises(PermissionDenied):
+        desk.cancel(VIEWER, "dash-00000001", session_id="dash")
+    with pytest.raises(ValidationError, match="no session to send it to"):
+        desk.submit(TRADER, **order)
+    # "dash" has finished: nothing would execute the order (tests/integration/session/
+    # test_session_commands.py has a running session execute them).
     before = rm.head_seq()
-    order, reason = desk.submit(
-        TRADER,
-        instrument_id="coinbase:BTC/USD",
-        side="buy",
-        quantity="0.01",
-        limit_price=None,
-        mark=Decimal(10_000),
-    )
+    with pytest.raises(ValidationError, match="session is finished, not running"):
+        desk.submit(TRADER, **order, session_id="dash")
+    with pytest.raises(ValidationError, match="side"):
+        desk.submit(TRADER, **{**order, "side": "hold"}, session_id="dash")
+    with pytest.raises(ValidationError, match="quantity"):
+        desk.submit(TRADER, **{**order, "quantity": "lots"}, session_id="dash")
+    assert rm.head_seq() == before  # nothing written
+
+
+def test_rebalance_orders_go_through_risk_for_the_manual_account(dash):
+    settings, rm = dash
+    desk = _desk(rm, settings.audit_dir / "events.jsonl")
+    marks = {"coinbase:BTC/USD": Decimal(10_000)}
+    trade = [("coinbase:BTC/USD", "buy", Decimal("0.01"))]
+    with pytest.raises(PermissionDenied):
+        desk.submit_rebalance(VIEWER, trade, marks)
+    before = rm.head_seq()
+    [(order, reason)] = desk.submit_rebalance(TRADER, trade, marks)
     assert order.status.value == "submitted" and reason == ""
     kinds = rm.events(since_seq=before)["kind"].tolist()[::-1]
     assert kinds == ["risk.decision", "order.created", "order.submit"]
     decision = json.loads(rm.events(since_seq=before, kinds=["risk.decision"])["payload"].iloc[0])
     assert decision["approved"] is True and decision["client_order_id"] == order.client_order_id
     assert order.client_order_id in set(rm.orders(MANUAL_SESSION, open_only=True)["client_order_id"])
-    cancelled = desk.cancel(TRADER, order.client_order_id)
+    cancelled = desk.cancel_manual(TRADER, order.client_order_id)
     assert cancelled.status.value == "cancelled"
     with pytest.raises(ValidationError, match="already cancelled"):
-        desk.cancel(TRADER, order.client_order_id)
+        desk.cancel_manual(TRADER, order.client_order_id)
     with pytest.raises(ValidationError, match="instrument"):
-        desk.submit(
-            TRADER,
-            instrument_id="coinbase:DOGE/USD",
-            side="buy",
-            quantity="1",
-            limit_price=None,
-            mark=Decimal(1),
-        )
+        desk.submit_rebalance(TRADER, [("coinbase:DOGE/USD", "buy", Decimal(1))], marks)
 
 
 def test_the_kill_switch_records_who_and_risk_then_denies(tmp_path_factory):
@@ -170,13 +173,8 @@ def test_the_kill_switch_records_who_and_risk_then_denies(tmp_path_factory):
     assert state.state_of("dash") == "halted"
     assert state.kills["actor"].iloc[0] == "tina (trader)" and bool(state.kills["open"].iloc[0])
     assert int(state.kills["id"].iloc[0]) == req.id
-    order, reason = _desk(rm, jsonl).submit(
-        TRADER,
-        instrument_id="coinbase:BTC/USD",
-        side="buy",
-        quantity="0.01",
-        limit_price=None,
-        mark=Decimal(10_000),
+    [(order, reason)] = _desk(rm, jsonl).submit_rebalance(
+        TRADER, [("coinbase:BTC/USD", "buy", Decimal("0.01"))], {"coinbase:BTC/USD": Decimal(10_000)}
     )
     assert order.status.value == "denied" and "halted" in reason
     engine.dispose()

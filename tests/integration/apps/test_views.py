@@ -5,7 +5,8 @@ message while the view keeps working."""
 
 from __future__ import annotations
 
-import json
+import threading
+import time
 from decimal import Decimal
 
 import pandas as pd
@@ -74,26 +75,83 @@ def test_trading_shows_the_fills_bars_and_positions(dash):
     assert v.bars == 5000
 
 
-def test_trading_ticket_goes_through_risk_and_refuses_nonsense(dash):
+def _until(pred, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_trading_ticket_orders_are_executed_by_the_running_session(tmp_path_factory):
+    """A real paper session runs (paced) in a thread; the ticket sends it an order and a cancel,
+    and the view follows each command until the session answered."""
     import trading
 
-    settings, rm = dash
-    v = trading.TradingView(rm, "dash", principal=TRADER, desk=_desk(rm, settings), live=False)
-    head = rm.head_seq()
-    v._t_qty.value = "abc"
-    v._review()
-    assert "must be numbers" in v._t_out.object and not v._t_confirm.visible
-    assert rm.head_seq() == head  # nothing written
-    v._t_qty.value = "0.02"
-    v._review()
-    assert v._t_confirm.visible
-    v._send()
-    new = rm.events(since_seq=head)
-    assert new["kind"].tolist()[::-1] == ["risk.decision", "order.created", "order.submit"]
-    cid = json.loads(new["payload"].iloc[-1])["client_order_id"]
-    assert cid in v._open.value["client_order_id"].tolist() and v._c_pick.value == cid
-    v._cancel()
-    assert rm.orders("manual").set_index("client_order_id").loc[cid, "status"] == "cancelled"
+    from lyra.bootstrap import open_engine
+    from lyra.session.factory import open_session
+    from lyra.testing.serving import dashboard_home
+
+    from .conftest import OHLCV
+
+    settings = dashboard_home(tmp_path_factory.mktemp("ticket") / "home", OHLCV, end="2017-08-01")
+    _s, engine = open_engine(settings)
+    jsonl = settings.audit_dir / "events.jsonl"
+    cfg = demo_config(session_id="desk", end="2018-06-01", speed=3_600_000.0)
+    s = open_session(cfg, engine=engine, market_dir=settings.market_dir, jsonl_path=jsonl)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            s.run()
+        except BaseException as exc:  # surfaced by the assertion below
+            failed.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    reg = SessionRegistry(engine)
+    try:
+        assert _until(lambda: (r := reg.get("desk")) is not None and r["events_processed"] > 0, 60)
+        rm = ReadModel(engine, settings.market_dir)
+        desk = ManualDesk(engine, dict(s.instruments), session_id="desk", jsonl_path=jsonl)
+        v = trading.TradingView(rm, "desk", principal=TRADER, desk=desk, live=False)
+        v._t_qty.value = "abc"
+        v._review()
+        assert "must be numbers" in v._t_out.object and not v._t_confirm.visible
+        v._t_qty.value = "0.02"
+        v._review()
+        assert v._t_confirm.visible
+        v._send()
+        assert v._t_out.object.startswith("Sent to session desk: waiting for it to take command #")
+        cmd_id = v._cmd
+        assert _until(lambda: (v.tick(), v._cmd is None)[1]), v._t_out.object
+        cmd = desk.command(cmd_id)
+        cid = cmd.client_order_id
+        assert v._t_out.object == f"Sent to session desk: order {cid} accepted by risk (status accepted)."
+        created = [e.data() for e in EventLog(engine).read(session_id="desk", kinds=("order.created",))
+                   if e.data()["client_order_id"] == cid]
+        assert [(c["tag"], c["quantity"], c["order_type"]) for c in created] == [("manual:tina", "0.02", "market")]
+        # A resting limit order far below the market, cancelled from the ticket.
+        v._t_limit.value = "1000"
+        v._review()
+        v._send()
+        assert _until(lambda: (v.tick(), v._cmd is None)[1]), v._t_out.object
+        rest = desk.command(cmd_id + 1).client_order_id
+        assert "accepted by risk" in v._t_out.object and rest in v._t_out.object
+        v._safe_update(False)
+        assert rest in v._c_pick.options and all(c.startswith("desk-") for c in v._c_pick.options)
+        v._c_pick.value = rest
+        v._cancel()
+        assert _until(lambda: (v.tick(), v._cmd is None)[1]), v._t_out.object
+        assert v._t_out.object == f"Sent to session desk: order {rest} cancelled."
+        assert rm.orders("desk").set_index("client_order_id").loc[rest, "status"] == "cancelled"
+        assert rest not in v._c_pick.options  # no longer open
+    finally:
+        reg.request_stop("desk")
+        runner.join(60)
+        engine.dispose()
+    assert not runner.is_alive() and failed == []
 
 
 def test_live_poll_shows_a_new_fill(dash):

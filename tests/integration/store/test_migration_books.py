@@ -24,7 +24,7 @@ def test_0006_up_and_down_from_0005(db_url):
     try:
         upgrade(eng, "0005_ops")
         assert "book_snapshots" not in sa.inspect(eng).get_table_names()
-        upgrade(eng)
+        upgrade(eng, "0006_books")
         assert current_revision(eng) == "0006_books"
         insp = sa.inspect(eng)
         cols = {c["name"] for c in insp.get_columns("book_snapshots")}

@@ -95,7 +95,8 @@ def test_exported_names_are_pinned() -> None:
         "ExecutionReport", "FeeSchedule", "FeeTier", "LatencyModel", "MatchingConfig",
         "MatchingEngine", "MissingRiskDecision", "OrderReport", "PaperBroker", "PaperConfig",
         "UnknownOrder", "VolumeTracker", "load_fee_schedule", "load_instrument", "load_instruments",
-        "load_markets",
+        "load_markets", "AlgoSpec", "ParentIntent", "RoutePlan", "RouteResult", "VenueQuote", "execute_route",
+        "plan_route", "planner",
     ])
     for name in ex.__all__:
         assert getattr(ex, name) is not None
