@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from typing import Any
 
 import holoviews as hv
@@ -82,6 +83,7 @@ class _BookBase(pn.viewable.Viewer):
                  **params: Any) -> None:
         super().__init__(**params)
         self.rm = rm
+        self._asked_at = float("-inf")
         self._note = pn.pane.Markdown("", name="book-note", css_classes=["lyra-book-note"],
                                       sizing_mode="stretch_width", visible=False)
         self._build()
@@ -120,7 +122,12 @@ class _BookBase(pn.viewable.Viewer):
             self._say(f"Could not read the order book ({type(exc).__name__}); retrying.")
 
     def refresh(self) -> bool:
-        """Redraw if a newer snapshot was recorded (or a book appeared); True if redrawn."""
+        """Redraw if a newer snapshot was recorded (or a book appeared); True if redrawn.
+        Asks the database at most once a second (books are recorded about once a second)."""
+        now = time.monotonic()
+        if now - self._asked_at < 1.0:
+            return False
+        self._asked_at = now
         try:
             if not self.instrument_id:
                 if self.rm.book_instruments():

@@ -139,7 +139,10 @@ def test_empty_state_live_refresh_and_the_sessions_own_book(ghost):
     assert h._book.frame["ts"].iloc[-1] == snaps[49].ts
     with BookTap(snaps[50:60], ghost.engine, every_ms=0) as tap:
         list(tap)
+    assert not t._book.refresh() and t._book.shown_ts == snaps[49].ts  # asked < 1 s ago: waits
+    t._book._asked_at = h._book._asked_at = float("-inf")  # a second later
     assert t._book.refresh() and t._book.shown_ts == snaps[59].ts
+    t._book._asked_at = float("-inf")
     assert not t._book.refresh()  # nothing newer: no redraw
     assert ghost.book(IID).bids[0] == (snaps[59].bids[0].price, snaps[59].bids[0].size)
     # The session's own instrument gets a book (a real Kraken snapshot, relabelled for this
@@ -147,6 +150,7 @@ def test_empty_state_live_refresh_and_the_sessions_own_book(ghost):
     own = replace(snaps[60], instrument_id="coinbase:BTC/USD")
     with BookTap([own], ghost.engine) as tap:
         list(tap)
+    t._book._asked_at = h._book._asked_at = float("-inf")
     t.tick()
     h.tick()
     assert t._book.instrument_id == h._book.instrument_id == "coinbase:BTC/USD"
