@@ -29,9 +29,13 @@ def open_engine(settings: Settings | None = None, *, check_schema: bool = True) 
     """Settings and a database engine, refusing a database at the wrong migration level."""
     settings = settings or load_settings()
     engine = create_engine_for(settings.db_url)
-    ping(engine)
-    if check_schema:
-        require_head(engine)
+    try:
+        ping(engine)
+        if check_schema:
+            require_head(engine)
+    except BaseException:
+        engine.dispose()  # the caller never sees it, so it cannot close its pooled connections
+        raise
     return settings, engine
 
 
@@ -41,22 +45,25 @@ def initialise(*, load_samples: bool = True, console: Console | None = None,
     settings = settings or load_settings()
     settings.ensure_home()
     engine = create_engine_for(settings.db_url)
-    ping(engine)
-    before = current_revision(engine)
-    upgrade(engine)
-    after = current_revision(engine)
-    if before != after:
-        log.info("database migrated from %s to %s", before or "empty", after)
-    # Open the log once so the JSON-lines mirror exists and has caught up.
-    from lyra.audit import EventLog
+    try:
+        ping(engine)
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+        if before != after:
+            log.info("database migrated from %s to %s", before or "empty", after)
+        # Open the log once so the JSON-lines mirror exists and has caught up.
+        from lyra.audit import EventLog
 
-    EventLog(engine, settings.audit_dir / "events.jsonl")
-    datasets = 0
-    if load_samples:
-        datasets = load_sample_data(settings, console=console)
-        from lyra.feeds.book_tap import record_sample_books
+        EventLog(engine, settings.audit_dir / "events.jsonl")
+        datasets = 0
+        if load_samples:
+            datasets = load_sample_data(settings, console=console)
+            from lyra.feeds.book_tap import record_sample_books
 
-        record_sample_books(engine)  # a real L2 book (Kraken BTC/CHF) for the dashboards; < 1 s, once
+            record_sample_books(engine)  # a real L2 book (Kraken BTC/CHF) for the dashboards; < 1 s, once
+    finally:
+        engine.dispose()  # close the pooled connections now, not whenever the engine is collected
     return {"home": str(settings.home), "database": settings.db_url.split("://")[0],
             "revision": after, "datasets": datasets}
 

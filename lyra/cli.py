@@ -7,16 +7,93 @@ import importlib.metadata
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from lyra.core.errors import LyraError
 
+
+@dataclass(frozen=True)
+class _Lazy:
+    """A sub-command whose module is imported only when it is invoked."""
+
+    module: str
+    attr: str
+    help_text: str
+    is_group: bool
+
+
+#: Sub-commands in other modules, by name, in the order ``lyra --help`` lists them.
+_LAZY: dict[str, _Lazy] = {}
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: ``lyra session ...`` imports ``lyra.session.cli`` and nothing else.
+
+    Why: importing every sub-command module (risk pulls scipy, ops pulls papermill, feeds pulls
+    pandas) cost each ``lyra`` process ~1.5 s before it did anything. ``lyra --help`` lists the
+    lazy entries from their help text alone, without importing them either.
+    """
+
+    _listing = False  # True while help is being formatted: answer with placeholders
+
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: typer's vendored click.Context
+        own = super().list_commands(ctx)
+        # Same order as eager mounting gave: commands, then groups, each in registration order.
+        singles = [n for n in own if not isinstance(self.commands[n], TyperGroup)]
+        groups = [n for n in own if isinstance(self.commands[n], TyperGroup)]
+        lazy_singles = [n for n, e in _LAZY.items() if not e.is_group and n not in own]
+        lazy_groups = [n for n, e in _LAZY.items() if e.is_group and n not in own]
+        return singles + lazy_singles + groups + lazy_groups
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        entry = _LAZY.get(cmd_name)
+        if cmd is not None or entry is None:
+            return cmd
+        if self._listing:
+            return TyperCommand(cmd_name, help=entry.help_text)
+        loaded = _load(cmd_name, entry)
+        if loaded is not None:
+            self.commands[cmd_name] = loaded
+        return loaded
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def _load(name: str, entry: _Lazy) -> Any:
+    """Import ``entry``'s module and build its click command exactly as ``add_typer`` would."""
+    try:
+        mod = importlib.import_module(entry.module)
+    except ImportError as exc:  # pragma: no cover - only in partial installs
+        log.debug("lyra %s unavailable: %s", name, exc)
+        return None
+    sub = getattr(mod, entry.attr, None)
+    holder = typer.Typer()
+    holder.callback()(lambda: None)  # a callback makes typer build a group to pick from
+    if isinstance(sub, typer.Typer):
+        holder.add_typer(sub, name=name, help=entry.help_text)
+    elif callable(sub):
+        holder.command(name, help=entry.help_text)(sub)
+    else:  # pragma: no cover - a module without the attribute
+        return None
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
 app = typer.Typer(help="Lyra: research and paper-trading workbench for crypto markets.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_LazyGroup)
 audit_app = typer.Typer(help="The tamper-evident event log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 console = Console()
@@ -29,18 +106,12 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _mount_optional(name: str, module: str, attr: str, help_text: str) -> None:
-    """Mount a sub-command group whose module may not exist in every install."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - only in partial installs
-        log.debug("lyra %s unavailable: %s", name, exc)
-        return
-    sub = getattr(mod, attr, None)
-    if isinstance(sub, typer.Typer):
-        app.add_typer(sub, name=name, help=help_text)
-    elif callable(sub):
-        app.command(name, help=help_text)(sub)
+def _mount_optional(name: str, module: str, attr: str, help_text: str, *, group: bool = True) -> None:
+    """Mount ``module.attr`` as ``lyra <name>``: a ``typer.Typer`` group, or (``group=False``)
+    a single command function. Nothing is imported here: the module loads when the
+    sub-command runs (see _LazyGroup), and a module missing from a partial install is skipped.
+    """
+    _LAZY[name] = _Lazy(module, attr, help_text, group)
 
 
 @app.command()
@@ -159,14 +230,17 @@ def version() -> None:
 
 _mount_optional("data", "lyra.feeds.cli", "data_app", "Market data: download, import, list, quality.")
 _mount_optional("session", "lyra.session.cli", "session_app", "Sessions: start, status, stop, resume.")
-_mount_optional("run", "lyra.ops.cli", "run_command", "Execute a notebook with papermill, recorded as a run.")
+_mount_optional("run", "lyra.ops.cli", "run_command", "Execute a notebook with papermill, recorded as a run.",
+                group=False)
 _mount_optional("runs", "lyra.ops.cli", "runs_app", "Notebook runs: list, show.")
 _mount_optional("schedule", "lyra.ops.cli", "schedule_app", "Scheduled notebook runs.")
 _mount_optional("user", "lyra.auth.cli", "user_app", "Users: add, list, set-role, reset-mfa, lock.")
 _mount_optional("apikey", "lyra.auth.cli", "apikey_app", "API keys: create, rotate, revoke.")
-_mount_optional("serve", "lyra.auth.serve", "serve_command", "Serve the dashboards behind the auth proxy.")
+_mount_optional("serve", "lyra.auth.serve", "serve_command", "Serve the dashboards behind the auth proxy.",
+                group=False)
 _mount_optional("risk", "lyra.risk.cli", "risk_app", "Risk: trading state, limits, breakers, re-arm.")
-_mount_optional("kill", "lyra.risk.cli", "kill_command", "Pull the kill switch: cancel, flatten, halt.")
+_mount_optional("kill", "lyra.risk.cli", "kill_command", "Pull the kill switch: cancel, flatten, halt.",
+                group=False)
 
 
 def main() -> None:

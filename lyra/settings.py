@@ -4,8 +4,13 @@ Read from environment variables prefixed ``LYRA_`` (``LYRA_HOME``, ``LYRA_DATABA
 and, if ``LYRA_CONFIG`` names one, a TOML file with the same keys. Unknown keys are refused.
 
 >>> from lyra.settings import load_settings
->>> s = load_settings()
->>> s.home, s.database_url
+>>> s = load_settings(env={"LYRA_HOME": "/srv/lyra"})   # default: this process's environment
+>>> str(s.home), s.db_url, str(s.market_dir)
+('/srv/lyra', 'sqlite:////srv/lyra/lyra.db', '/srv/lyra/market')
+>>> load_settings(env={"LYRA_DATABSE_URL": "sqlite://"})   # a typo is refused, naming the key
+Traceback (most recent call last):
+...
+lyra.core.errors.ConfigError: databse_url='sqlite://': unknown setting (from environment) (known ...)
 """
 
 from __future__ import annotations

@@ -1,17 +1,106 @@
-"""Compile vectorbt's numba functions once so notebooks and tests start warm."""
+"""Compile vectorbt's and Lyra's numba functions once, into numba's on-disk cache, so notebooks
+and tests start warm (run by scripts/setup.sh; run it again by hand after upgrading vectorbt).
 
+Why a helper and not just a warm-up: vectorbt 1.x compiles its portfolio simulators
+(``Portfolio.from_signals``, ``from_orders``, ...) with ``@njit`` but without ``cache=True``, so
+every new Python process spent ~10-15 s compiling them again, whatever had been warmed.
+:func:`enable_vectorbt_caching` turns numba's on-disk cache on for those functions (the same
+machine code, stored next to vectorbt's other cached functions in its ``__pycache__`` folders,
+shared by every process and every pytest-xdist worker). tests/conftest.py calls it when a test
+first imports vectorbt, so tests load what this script compiled instead of compiling again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
 import time
 
-import numpy as np
-import pandas as pd
+#: vectorbt's modules whose ``@njit`` functions are compiled by Lyra's research code.
+VBT_NB_MODULES = (
+    "vectorbt.base.combine_fns",
+    "vectorbt.generic.nb",
+    "vectorbt.portfolio.nb",
+    "vectorbt.records.nb",
+    "vectorbt.returns.nb",
+    "vectorbt.signals.nb",
+)
 
-t0 = time.perf_counter()
-import vectorbt as vbt  # noqa: E402
 
-close = pd.Series(np.linspace(100.0, 120.0, 500) + np.sin(np.arange(500)), index=pd.RangeIndex(500))
-fast = vbt.MA.run(close, 10)
-slow = vbt.MA.run(close, 30)
-entries, exits = fast.ma_crossed_above(slow), fast.ma_crossed_below(slow)
-pf = vbt.Portfolio.from_signals(close, entries, exits, fees=0.001, freq="1h")
-pf.stats()
-print(f"vectorbt warm in {time.perf_counter() - t0:.1f} s")
+def enable_vectorbt_caching() -> int:
+    """Turn numba's on-disk cache on for vectorbt's uncached ``@njit`` functions; return how many.
+
+    Idempotent. Only functions defined in :data:`VBT_NB_MODULES` are touched; their results
+    are unchanged (the cache stores the machine code numba would compile anyway, keyed by the
+    source file's time stamp and the argument types).
+    """
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    n = 0
+    for name in VBT_NB_MODULES:
+        mod = importlib.import_module(name)
+        for obj in vars(mod).values():
+            if (isinstance(obj, Dispatcher) and obj.__module__ == name
+                    and isinstance(obj._cache, NullCache) and not _takes_functions(obj)):
+                obj.enable_caching()
+                n += 1
+    return n
+
+
+def _takes_functions(dispatcher: object) -> bool:
+    """True for functions taking jitted functions (vectorbt names them ``*_nb``): numba keys
+    their cache entries by those functions' types, which differ in every process, so entries
+    would pile up on disk without ever being loaded again."""
+    params = inspect.signature(dispatcher.py_func).parameters  # type: ignore[attr-defined]
+    return any(p.endswith("_nb") for p in params)
+
+
+def warm() -> None:
+    """Run the research paths the notebooks and tests use on a short slice of the shipped data
+    (numba compiles per argument type, not per length: 600 bars compile what 20,000 need)."""
+    import vectorbt as vbt
+
+    enable_vectorbt_caching()
+    from lyra.research import backtest, sample_data, sweep, walk_forward
+    from lyra.risk import ExitRules, FixedStop, TakeProfit, TrailingStop
+    from lyra.strategy import Rebalance, RsiReversion, SmaCross
+
+    df = sample_data("coinbase_BTC-USD_1h").iloc[:600]
+    fast_slow = SmaCross(fast=5, slow=20)
+    results = [backtest(SmaCross(fast=10, slow=30), df, fill=fill) for fill in ("next_open", "close")]
+    results += [
+        backtest(SmaCross(fast=10, slow=30, allow_short=True), df),
+        backtest(fast_slow, df, stops=ExitRules(stop=FixedStop(pct=0.01), take_profit=TakeProfit(pct=0.02))),
+        backtest(fast_slow, df, stops=ExitRules(trailing=TrailingStop(pct=0.01))),
+        backtest(Rebalance(weights={"BTC": 0.6, "ETH": 0.4}, every=7),
+                 {"BTC": df.iloc[::24], "ETH": df.iloc[::24] * 0.1}),
+    ]
+    for res in results:  # metrics, stats and trades compile the returns/records functions
+        _ = res.metrics, res.stats(), res.trades
+    results[0].direct_vectorbt()
+    grid = {"fast": [5, 10], "slow": [20, 30]}
+    for engine in ("auto", "vectorbt"):
+        for fill in ("next_open", "close"):
+            sweep(df, SmaCross, grid, engine=engine, fill=fill, progress=False)  # type: ignore[arg-type]
+    sweep(df, RsiReversion, {"window": [7, 14], "lower": [20, 30]}, progress=False)
+    walk_forward(df, SmaCross, grid, train_bars=300, test_bars=150)
+    # The bare vectorbt calls of scripts and parity tests (numpy inputs, scalar size).
+    close = df["close"].to_numpy()
+    fast, slow = vbt.MA.run(df["close"], 10), vbt.MA.run(df["close"], 30)
+    en, ex = fast.ma_crossed_above(slow), fast.ma_crossed_below(slow)
+    vbt.Portfolio.from_signals(df["close"], en, ex, fees=0.001, freq="1h").stats()
+    vbt.Portfolio.from_signals(close, en.to_numpy(), ex.to_numpy(), price=df["open"].to_numpy(),
+                               fees=0.001, freq="1h").stats()
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    try:
+        warm()
+    except Exception as exc:  # a broken warm-up must not block setup: tests compile what is missing
+        print(f"warning: warming numba failed ({type(exc).__name__}: {exc}); tests will compile on first use",
+              file=sys.stderr)
+        sys.exit(1)
+    print(f"vectorbt warm in {time.perf_counter() - t0:.1f} s")

@@ -1,12 +1,41 @@
-"""Shared fixtures: a fresh database on SQLite and on the PostgreSQL server, per test."""
+"""Shared fixtures and the suite's tiers.
+
+Tiers. Markers are strict (pyproject.toml lists them). ``slow``, ``subprocess`` and ``numba``
+are written in the test modules; ``postgres`` (the ``postgresql`` parameter of ``db_url`` and
+friends), ``browser`` (tests/browser) and ``notebook`` (tests/notebooks) are added here.
+``make test-fast`` deselects slow, subprocess, browser, notebook and postgres tests.
+
+Databases. ``db_url`` is an empty database, once on SQLite and once on PostgreSQL; ``engine``
+and ``session_home`` get one migrated to the latest revision. Running Alembic for every test is
+slow, so each pytest process (each xdist worker) migrates a template once: a SQLite file copied
+per test, a PostgreSQL database cloned per test with ``CREATE DATABASE ... TEMPLATE``. Every
+PostgreSQL test database is dropped when its test ends, in a background thread (a DROP waits for
+a server checkpoint, 0.2-2 s no test needs to wait for); the template goes at the end.
+
+Parallel runs (pytest-xdist, ``--dist loadgroup``). Tests of a module with module-scoped
+fixtures (a server, two scheduler daemons, executed notebooks) run on one worker, so those
+fixtures are built once; known-slow tests are queued first, so no long test starts last.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.abc
+import importlib.util
+import itertools
 import os
+import queue
 import shutil
-import uuid
+import socket
+import sqlite3
+import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +46,209 @@ from lyra.store import create_engine_for, upgrade
 
 PG_ADMIN_URL = os.environ.get("LYRA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures"
+
+# Tiers ------------------------------------------------------------------------------------
+
+#: Marks for test files this conftest's owner may not edit (their owners may add the marks in
+#: the module instead; a mark already there is not added twice).
+MARKS_OWNED_ELSEWHERE: dict[str, tuple[str, ...]] = {
+    "tests/integration/session/test_kill_switch_sessions.py": ("slow", "subprocess"),
+    "tests/integration/feeds/test_live_fake.py::test_100_forced_disconnects_lose_and_duplicate_nothing": ("slow",),
+}
+_BY_FOLDER = {"browser": "browser", "notebooks": "notebook"}
+_SHARED_SCOPES = ("module", "class", "package")
+
+
+def _is_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(p == "postgresql" for p in params if isinstance(p, str)) or "pg_admin" in item.fixturenames
+
+
+def _uses_shared_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the fixtures in use
+    if info is None:
+        return False
+    return any(defs and defs[-1].scope in _SHARED_SCOPES for defs in info.name2fixturedefs.values())
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns xdist_group marks into node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = item.path.relative_to(REPO).as_posix()
+        folder = rel.split("/")[1] if rel.count("/") >= 2 else ""
+        if folder in _BY_FOLDER:
+            item.add_marker(_BY_FOLDER[folder])
+        if _is_postgres(item):
+            item.add_marker("postgres")
+        func_id = f"{rel}::{item.name.split('[')[0]}"
+        for key in (rel, func_id):
+            for name in MARKS_OWNED_ELSEWHERE.get(key, ()):
+                if item.get_closest_marker(name) is None:
+                    item.add_marker(name)
+        if _uses_shared_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(rel))
+    # Slow tests first (stable: collection order otherwise), so the run does not end on one. A
+    # module sharing a fixture moves as a whole, so that fixture is still built once.
+    slow_groups = {str(g.args[0]) for it in items if it.get_closest_marker("slow") is not None
+                   for g in it.iter_markers("xdist_group")}
+
+    def later(it: pytest.Item) -> bool:
+        group = it.get_closest_marker("xdist_group")
+        if group is not None:
+            return str(group.args[0]) not in slow_groups
+        return it.get_closest_marker("slow") is None
+
+    items.sort(key=later)
+
+
+# numba: vectorbt's simulators from the on-disk cache that scripts/warm_numba.py fills ----------
+
+
+@functools.cache
+def _warm_numba_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("lyra_warm_numba", REPO / "scripts" / "warm_numba.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class _CacheVectorbtOnImport(importlib.abc.MetaPathFinder):
+    """When a test first imports vectorbt, turn numba's on-disk cache on for its uncached
+    simulators (see scripts/warm_numba.py): ~10 s of compilation per process saved.
+    Importing vectorbt takes seconds, so it is not imported for tests that do not use it."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "vectorbt":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, run_module = spec.loader, spec.loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            run_module(module)
+            _warm_numba_module().enable_vectorbt_caching()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "vectorbt" in sys.modules:
+        _warm_numba_module().enable_vectorbt_caching()
+    elif not any(isinstance(f, _CacheVectorbtOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _CacheVectorbtOnImport())
+
+
+# Databases --------------------------------------------------------------------------------
+
+#: URLs of test databases created already migrated (from a template).
+_MIGRATED: set[str] = set()
+#: Database names: lyra_t<host>_<pid>_<n>, the template lyra_t<host>_<pid>_tpl. The process id
+#: lets a later run drop what a killed run left behind, and only that.
+_PG_PREFIX = "lyra_t" + hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4] + "_"
+
+
+def _pg_url(name: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PgDatabases:
+    """This process's databases on the PostgreSQL server: empty ones, clones of a migrated
+    template, and a background thread that drops them."""
+
+    def __init__(self, admin: Engine) -> None:
+        self.admin = admin
+        self.pid = os.getpid()
+        self._n = itertools.count(1)
+        self._template: str | None = None
+        self._lock = threading.Lock()
+        self._drops: queue.Queue[str | None] = queue.Queue()
+        self._failed: list[str] = []
+        self._dropper = threading.Thread(target=self._drop_loop, name="lyra-test-db-dropper", daemon=True)
+        self._dropper.start()
+        self._drop_leftovers()
+
+    def _exec(self, sql: str) -> None:
+        with self.admin.connect() as c:
+            c.execute(sa.text(sql))
+
+    def _drop_loop(self) -> None:
+        # Each DROP DATABASE waits for a server checkpoint; drops running at the same time share
+        # one, so whatever is queued is dropped together (10 drops: ~0.1 s instead of 1-6 s).
+        done = False
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lyra-test-db-drop") as pool:
+            while not done:
+                batch = [self._drops.get()]
+                while not self._drops.empty():
+                    batch.append(self._drops.get_nowait())
+                done = None in batch
+                list(pool.map(self._drop_now, [n for n in batch if n is not None]))
+
+    def _drop_now(self, name: str) -> None:
+        try:
+            self._exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except Exception as exc:  # reported at the end; a test must not fail on another's cleanup
+            self._failed.append(f"{name}: {exc}")
+
+    def _drop_leftovers(self) -> None:
+        """Drop databases of earlier runs on this host whose process is gone (a killed run)."""
+        with self.admin.connect() as c:
+            names = c.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                              {"p": _PG_PREFIX.replace("_", r"\_") + "%"}).scalars().all()
+        for name in names:
+            pid = name[len(_PG_PREFIX):].split("_")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                self._drops.put(name)
+
+    def template(self) -> str:
+        """The migrated template (made on first use; nobody stays connected to it)."""
+        with self._lock:
+            if self._template is None:
+                name = f"{_PG_PREFIX}{self.pid}_tpl"
+                self._exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                self._exec(f'CREATE DATABASE "{name}"')
+                eng = create_engine_for(_pg_url(name))
+                try:
+                    upgrade(eng)
+                finally:
+                    eng.dispose()
+                self._template = name
+            return self._template
+
+    def create(self, *, migrated: bool) -> str:
+        """A new database's URL: empty, or a clone of the migrated template."""
+        name = f"{_PG_PREFIX}{self.pid}_{next(self._n)}"
+        self._exec(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{self.template()}"' if migrated else ""))
+        return _pg_url(name)
+
+    def drop(self, url: str) -> None:
+        """Drop ``url``'s database soon (in the background)."""
+        self._drops.put(make_url(url).database)
+
+    def close(self) -> None:
+        """Drop the template and wait until every queued drop is done."""
+        if self._template is not None:
+            self._drops.put(self._template)
+        self._drops.put(None)
+        self._dropper.join(300)
+        if self._failed:
+            print(f"\nwarning: could not drop test databases: {self._failed}", file=sys.stderr)
 
 
 def _pg_available() -> bool:
@@ -33,6 +264,7 @@ def _pg_available() -> bool:
 
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[Engine]:
+    """An AUTOCOMMIT engine on the server's admin database (CREATE/DROP DATABASE)."""
     if not _pg_available():
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: start it (scripts/test.sh does)")
     eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -40,38 +272,60 @@ def pg_admin() -> Iterator[Engine]:
     eng.dispose()
 
 
-def _new_pg_database(admin: Engine) -> str:
-    name = f"lyra_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+@pytest.fixture(scope="session")
+def pg_databases(pg_admin: Engine) -> Iterator[PgDatabases]:
+    dbs = PgDatabases(pg_admin)
+    yield dbs
+    dbs.close()
 
 
-def _drop_pg_database(admin: Engine, url: str) -> None:
-    name = make_url(url).database
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the latest revision, once per process; tests copy it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "lyra.db"
+    eng = create_engine_for(f"sqlite:///{path}")
+    upgrade(eng)
+    eng.dispose()
+    with sqlite3.connect(path) as c:  # everything in the main file, so copying it is enough
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database URL, once on SQLite (a file in tmp_path) and once on PostgreSQL."""
+    """A database URL, once on SQLite (a file in tmp_path) and once on PostgreSQL. Empty, or
+    already migrated when the test also uses ``engine`` or ``session_home``."""
+    migrated = not {"engine", "session_home"}.isdisjoint(request.fixturenames)
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'lyra.db'}"
-        return
-    admin = request.getfixturevalue("pg_admin")
-    url = _new_pg_database(admin)
+        path = tmp_path / "lyra.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+        dbs = None
+    else:
+        dbs = request.getfixturevalue("pg_databases")
+        url = dbs.create(migrated=migrated)
+    if migrated:
+        _MIGRATED.add(url)
     try:
         yield url
     finally:
-        _drop_pg_database(admin, url)
+        _MIGRATED.discard(url)
+        if dbs is not None:
+            dbs.drop(url)
+
+
+def _migrated_engine(url: str) -> Engine:
+    eng = create_engine_for(url)
+    if url not in _MIGRATED:
+        upgrade(eng)
+    return eng
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """A migrated database engine (SQLite and PostgreSQL)."""
-    eng = create_engine_for(db_url)
-    upgrade(eng)
+    eng = _migrated_engine(db_url)
     yield eng
     eng.dispose()
 
@@ -92,7 +346,7 @@ def lyra_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def market_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The market store with the shipped Coinbase 1h file, imported once per test run."""
+    """The market store with the shipped Coinbase 1h file, imported once per test process."""
     root = tmp_path_factory.mktemp("market-template")
     import_file(REPO / "data" / "ohlcv" / "coinbase_BTC-USD_1h.csv.gz", store=MarketStore(root))
     return root
@@ -105,8 +359,7 @@ def session_home(tmp_path: Path, market_template: Path, db_url: str, monkeypatch
     home = tmp_path / "home"
     shutil.copytree(market_template, home / "market")
     (home / "audit").mkdir(parents=True)
-    engine = create_engine_for(db_url)
-    upgrade(engine)
+    engine = _migrated_engine(db_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LYRA_") or k == "LYRA_TEST_PG_URL"}
     env.update(LYRA_HOME=str(home), LYRA_DATABASE_URL=db_url)
     for k, v in env.items():

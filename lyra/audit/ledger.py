@@ -21,14 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from lyra.audit.chain import EventRecord
+from lyra.audit.chain import EventRecord, canonical_json
 from lyra.audit.codec import (
     ORDER_CREATED,
     order_created_payload,
     order_event_kind,
     order_event_payload,
 )
-from lyra.audit.log import EventLog, LogTransaction
+from lyra.audit.log import EventLog, LogTransaction, _check_names, _is_json_text
 from lyra.audit.projections import Change, ProjectedState, Projector
 from lyra.core.orders import Order, OrderEvent
 from lyra.store.engine import writer
@@ -38,7 +38,7 @@ from lyra.store.tables import fills, orders, positions
 class LedgerTransaction:
     """Records order changes inside one database transaction."""
 
-    def __init__(self, ledger: Ledger, tx: LogTransaction) -> None:
+    def __init__(self, ledger: Ledger, tx: LogTransaction | _BatchLog) -> None:
         self._ledger = ledger
         self.log_tx = tx
         # Projection rows, written in a few executemany calls at flush(); last write wins.
@@ -107,15 +107,27 @@ class LedgerTransaction:
     def flush(self) -> None:
         """Write the buffered projection rows and the log entries (called before commit)."""
         self.log_tx.flush()
+        self.flush_rows(self.conn)
+
+    def flush_rows(self, conn: Connection, shift: int = 0) -> None:
+        """Write the buffered projection rows on ``conn``; ``shift`` moves their log seqs from
+        provisional to final (a group-committed batch is numbered when it commits)."""
         if self._orders:
-            _upsert_many(self.conn, orders, ["client_order_id"], list(self._orders.values()))
+            rows = list(self._orders.values())
+            if shift:
+                rows = [{**r, "last_seq": r["last_seq"] + shift} for r in rows]
+            _upsert_many(conn, orders, ["client_order_id"], rows)
             self._orders.clear()
         if self._fills:
-            self.conn.execute(fills.insert(), self._fills)
+            fill_rows = self._fills if not shift else [{**r, "seq": r["seq"] + shift} for r in self._fills]
+            conn.execute(fills.insert(), fill_rows)
             self._fills = []
         if self._positions:
             keys = ["session_id", "instrument_id"]
-            _upsert_many(self.conn, positions, keys, list(self._positions.values()))
+            rows = list(self._positions.values())
+            if shift:
+                rows = [{**r, "last_seq": r["last_seq"] + shift} for r in rows]
+            _upsert_many(conn, positions, keys, rows)
             self._positions.clear()
 
 
@@ -161,42 +173,104 @@ class Ledger:
         return GroupCommit(self, max_entries=max_entries, max_wait_s=max_wait_s)
 
 
+class _BatchLog:
+    """Stands in for a :class:`LogTransaction` while a :class:`GroupCommit` batch fills up: the
+    entries wait in memory (payloads already canonical JSON) with provisional sequence numbers
+    after the last head this process saw; they are chained, hashed and written by
+    :meth:`write` at commit, in one short database transaction."""
+
+    def __init__(self, log: EventLog, base_seq: int) -> None:
+        self._log = log
+        self.base_seq = base_seq
+        self._entries: list[tuple[str, Any, str, str, int]] = []
+        self.records: list[EventRecord] = []
+
+    @property
+    def conn(self) -> Connection:
+        raise RuntimeError("a group-committed batch has no open connection until it commits")
+
+    def append(self, kind: str, payload: Any, *, actor: str = "system", session_id: str = "",
+               ts: int | None = None) -> EventRecord:
+        return self.append_many([(kind, payload, actor, session_id, ts)])[0]
+
+    def append_many(self, entries: list[tuple[str, Any, str, str, int | None]]) -> list[EventRecord]:
+        log = self._log
+        checked = log._checked_names
+        now = log.clock.now_ms()
+        seq = self.base_seq + len(self._entries)
+        out: list[EventRecord] = []
+        for kind, payload, actor, session_id, ts in entries:
+            if (kind, actor, session_id) not in checked:
+                _check_names(kind, actor, session_id)  # bad names fail here, not at commit
+                if len(checked) < 10_000:
+                    checked.add((kind, actor, session_id))
+            text = payload if isinstance(payload, str) and _is_json_text(payload) else canonical_json(payload)
+            t = now if ts is None else int(ts)
+            seq += 1
+            # Object text is taken as is at write time; anything else is encoded again there.
+            self._entries.append((kind, text if text[:1] == "{" else payload, actor, session_id, t))
+            out.append(EventRecord(seq, t, actor, kind, session_id, text, "", ""))
+        self.records.extend(out)
+        return out
+
+    def flush(self) -> None:
+        raise RuntimeError("a group-committed batch is written by GroupCommit.commit()")
+
+    def write(self, conn: Connection) -> tuple[LogTransaction, int]:
+        """Chain and insert the entries on ``conn`` (the log's fence included); returns the
+        transaction with the final records and the shift from provisional to final seqs."""
+        tx = LogTransaction(self._log, conn)
+        final = tx.append_many([(k, p, a, sid, t) for k, p, a, sid, t in self._entries])
+        tx.flush()
+        return tx, final[0].seq - self.records[0].seq if final else 0
+
+
 class GroupCommit:
     """Many small ledger transactions, one database commit per batch.
 
     A batch is committed when it holds ``max_entries`` log entries, when ``max_wait_s`` of
-    wall time passed since it opened, or on :meth:`commit`. Durability is per batch: a crash
-    loses at most the open batch, which a deterministic session re-run produces again. If a
-    transaction fails, the whole open batch is rolled back, the ledger reloads from the
-    database, and the error propagates (the caller stops; a resume re-runs it).
+    wall time passed since it opened, or on :meth:`commit`. Until then it lives in memory: the
+    database is written in one short transaction at commit (lock the chain head, check the
+    log's fence, insert, commit), so a session never holds the write lock between events or
+    while it waits for the next bar, and other writers (a stop, the kill switch, a login) get
+    it within milliseconds. Projections and log entries still go in that one transaction.
+
+    Durability is per batch: a crash loses at most the open batch, which a deterministic
+    session re-run produces again. If a transaction or a commit fails (the database, the
+    fence), the whole open batch is dropped, the ledger reloads from the database, and the
+    error propagates (the caller stops; a resume re-runs it).
     """
 
     def __init__(self, ledger: Ledger, *, max_entries: int = 1000, max_wait_s: float = 0.05) -> None:
         self.ledger = ledger
         self.max_entries = max_entries
         self.max_wait_s = max_wait_s
-        self._conn: Connection | None = None
-        self._trans: Any = None
         self._tx: LedgerTransaction | None = None
+        self._batch: _BatchLog | None = None
         self._opened = 0.0
+        self._head_seq: int | None = None
+        #: seq of the last entry this committer wrote (0: none yet)
+        self.last_seq = 0
 
     @property
     def pending(self) -> int:
-        return 0 if self._tx is None else len(self._tx.log_tx.records)
+        return 0 if self._batch is None else len(self._batch.records)
 
     @contextmanager
     def transaction(self) -> Iterator[LedgerTransaction]:
         if self._tx is None:
-            self._conn = writer(self.ledger.log.engine).connect()
-            self._trans = self._conn.begin()
-            self._tx = LedgerTransaction(self.ledger, LogTransaction(self.ledger.log, self._conn))
+            if self._head_seq is None:
+                self._head_seq = self.ledger.log.head()[0]
+            self._batch = _BatchLog(self.ledger.log, self._head_seq)
+            self._tx = LedgerTransaction(self.ledger, self._batch)
             self._opened = time.monotonic()
         try:
             yield self._tx
         except BaseException:
             self.rollback()
             raise
-        if (len(self._tx.log_tx.records) >= self.max_entries
+        assert self._batch is not None
+        if (len(self._batch.records) >= self.max_entries
                 or time.monotonic() - self._opened >= self.max_wait_s):
             self.commit()
 
@@ -204,29 +278,32 @@ class GroupCommit:
         """Write and commit the open batch (no-op if none), then mirror it to the file."""
         if self._tx is None:
             return
-        tx, conn, trans = self._tx, self._conn, self._trans
-        self._tx = self._conn = self._trans = None
-        assert conn is not None
+        ltx, batch = self._tx, self._batch
+        self._tx = self._batch = None
+        assert batch is not None
+        if not batch.records:
+            return
+        log = self.ledger.log
         try:
-            tx.flush()
-            trans.commit()
+            with writer(log.engine).begin() as conn:
+                tx, shift = batch.write(conn)
+                ltx.flush_rows(conn, shift)
         except BaseException:
-            trans.rollback()
-            conn.close()
+            self._head_seq = None
             self.ledger._reload()
             raise
-        conn.close()
-        self.ledger.log.mirror(tx.log_tx.records)
+        if shift:  # others appended since our last commit: our entries moved up
+            st = self.ledger.projector.state
+            if st.last_seq > batch.base_seq:
+                st.last_seq += shift
+        self.last_seq = self._head_seq = tx.records[-1].seq
+        log.mirror(tx.records)
 
     def rollback(self) -> None:
         """Drop the open batch and reload the ledger from what is committed."""
         if self._tx is None:
             return
-        conn, trans = self._conn, self._trans
-        self._tx = self._conn = self._trans = None
-        assert conn is not None
-        trans.rollback()
-        conn.close()
+        self._tx = self._batch = None
         self.ledger._reload()
 
 

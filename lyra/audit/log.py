@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,10 @@ class LogTransaction:
         if not self._rows:
             return
         assert self._head is not None
+        if self._log.fence is not None:
+            # The writer's ownership check (a session's lease epoch), in this same transaction:
+            # if it raises, the transaction rolls back and nothing of it is written.
+            self._log.fence(self.conn)
         # The driver's executemany directly: SQLAlchemy's per-row parameter processing costs
         # more than the insert itself at these batch sizes.
         sql = _INSERT_QMARK if self.conn.dialect.paramstyle == "qmark" else _INSERT_FORMAT
@@ -134,6 +138,9 @@ class EventLog:
         self.engine = engine
         self.jsonl_path = jsonl_path
         self.clock: Clock = clock or WallClock()
+        #: Called with the connection before each commit that appends entries (after the chain
+        #: head is locked); raises to refuse the commit. A session sets its lease's fence here.
+        self.fence: Callable[[Connection], None] | None = None
         self._checked_names: set[tuple[str, str, str]] = set()
         self._file_size = -1  # size after our last write: if unchanged, no catch-up needed
         self._file_last_seq = -1

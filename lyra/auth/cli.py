@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated
 
@@ -28,12 +30,17 @@ err_console = Console(stderr=True)
 ActorOpt = Annotated[str | None, typer.Option(help="Who makes the change (recorded); default: OS user.")]
 
 
-def _service() -> AuthService:
+@contextmanager
+def _service() -> Iterator[AuthService]:
+    """The auth service on the configured database; its engine is disposed on the way out."""
     from lyra.bootstrap import open_engine
 
     settings, engine = open_engine()
-    settings.ensure_home()
-    return AuthService.from_settings(settings, engine=engine, create_totp_key=True, need_signing_key=False)
+    try:
+        settings.ensure_home()
+        yield AuthService.from_settings(settings, engine=engine, create_totp_key=True, need_signing_key=False)
+    finally:
+        engine.dispose()  # on errors too: a refused command must not leave connections open
 
 
 def _actor(actor: str | None) -> str:
@@ -80,7 +87,8 @@ def user_add(
         if getpass.getpass("Again: ") != password:
             _fail(LyraError("the passwords differ"))
     try:
-        enrol = _service().add_user(username, password, role, actor=_actor(actor))
+        with _service() as svc:
+            enrol = svc.add_user(username, password, role, actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     _show_enrolment(enrol)
@@ -90,7 +98,8 @@ def user_add(
 def user_list() -> None:
     """List accounts (no secrets)."""
     try:
-        users = _service().list_users()
+        with _service() as svc:
+            users = svc.list_users()
     except LyraError as exc:
         _fail(exc)
     table = Table(title="users")
@@ -112,7 +121,8 @@ def user_list() -> None:
 def user_set_role(username: str, role: str, actor: ActorOpt = None) -> None:
     """Change a user's role (their sessions end at once)."""
     try:
-        _service().set_role(username, role, actor=_actor(actor))
+        with _service() as svc:
+            svc.set_role(username, role, actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {username} is now {role}")
@@ -122,7 +132,8 @@ def user_set_role(username: str, role: str, actor: ActorOpt = None) -> None:
 def user_reset_mfa(username: str, actor: ActorOpt = None) -> None:
     """Give a user a new TOTP secret and recovery codes (shown once); their sessions end."""
     try:
-        enrol = _service().reset_mfa(username, actor=_actor(actor))
+        with _service() as svc:
+            enrol = svc.reset_mfa(username, actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     _show_enrolment(enrol)
@@ -132,7 +143,8 @@ def user_reset_mfa(username: str, actor: ActorOpt = None) -> None:
 def user_lock(username: str, actor: ActorOpt = None) -> None:
     """Lock an account (no login until unlocked; sessions end)."""
     try:
-        _service().lock(username, actor=_actor(actor))
+        with _service() as svc:
+            svc.lock(username, actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {username} locked")
@@ -142,7 +154,8 @@ def user_lock(username: str, actor: ActorOpt = None) -> None:
 def user_unlock(username: str, actor: ActorOpt = None) -> None:
     """Unlock an account (admin lock and failed-login lock)."""
     try:
-        _service().unlock(username, actor=_actor(actor))
+        with _service() as svc:
+            svc.unlock(username, actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {username} unlocked")
@@ -158,9 +171,8 @@ def apikey_create(
 ) -> None:
     """Create an API key (printed once; only its hash is stored)."""
     try:
-        new = _service().create_api_key(
-            owner, scope, name=name, ttl=timedelta(days=days), actor=_actor(actor)
-        )
+        with _service() as svc:
+            new = svc.create_api_key(owner, scope, name=name, ttl=timedelta(days=days), actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     console.print(f"key id {new.record.key_id}, expires {new.record.expires_at:%Y-%m-%d} (shown once):")
@@ -175,7 +187,8 @@ def apikey_rotate(
 ) -> None:
     """Issue a successor key; the old one works for the grace period, then expires."""
     try:
-        new = _service().rotate_api_key(key_id, actor=_actor(actor), grace=timedelta(days=grace_days))
+        with _service() as svc:
+            new = svc.rotate_api_key(key_id, actor=_actor(actor), grace=timedelta(days=grace_days))
     except LyraError as exc:
         _fail(exc)
     console.print(f"new key id {new.record.key_id} replaces {key_id} (shown once):")
@@ -186,7 +199,8 @@ def apikey_rotate(
 def apikey_revoke(key_id: str, actor: ActorOpt = None) -> None:
     """Revoke a key at once."""
     try:
-        _service().revoke_api_key(key_id, actor=_actor(actor))
+        with _service() as svc:
+            svc.revoke_api_key(key_id, actor=_actor(actor))
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {key_id} revoked")
@@ -196,9 +210,9 @@ def apikey_revoke(key_id: str, actor: ActorOpt = None) -> None:
 def apikey_list(owner: Annotated[str | None, typer.Option(help="Only this user's keys.")] = None) -> None:
     """List keys: id, owner, scopes, status, expiry, last use (never the key)."""
     try:
-        svc = _service()
-        keys = svc.list_api_keys(owner)
-        now = svc.now()
+        with _service() as svc:
+            keys = svc.list_api_keys(owner)
+            now = svc.now()
     except LyraError as exc:
         _fail(exc)
     table = Table(title="API keys")

@@ -5,9 +5,11 @@ its own parameters, so the cost can be raised later and old hashes upgraded at t
 
     pbkdf2_sha256$600000$<base64 salt>$<base64 hash>
 
->>> encoded = hash_password("correct horse battery staple")   # doctest: +SKIP
->>> verify_password("correct horse battery staple", encoded)    # doctest: +SKIP
+>>> encoded = hash_password("correct horse battery staple", iterations=1_000)  # default: 600k
+>>> encoded.startswith("pbkdf2_sha256$1000$")
 True
+>>> verify_password("correct horse battery staple", encoded), verify_password("wrong", encoded)
+(True, False)
 
 Passwords are NFKC-normalised first, so the same text typed on different keyboards (full-width
 digits, composed vs decomposed accents) gives the same hash. No function here ever puts a

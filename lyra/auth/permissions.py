@@ -4,7 +4,11 @@ Every protected action asks this module, and only this module, whether a role ma
 
 >>> is_allowed(Role.VIEWER, Action.PLACE_ORDER)
 False
->>> require(Role.TRADER, Action.PLACE_ORDER)   # raises PermissionDenied when not allowed
+>>> require(Role.TRADER, Action.PLACE_ORDER)   # allowed: returns quietly
+>>> require(Role.VIEWER, Action.PLACE_ORDER)
+Traceback (most recent call last):
+...
+lyra.auth.permissions.PermissionDenied: role 'viewer' may not 'place_order': not permitted for this role
 
 Changing who may do what means editing :data:`PERMISSIONS` below, and the permission-matrix
 test, which spells out every role x action on purpose so a change is a deliberate choice.

@@ -105,7 +105,12 @@ class LyraServer:
         self.ssl_context: ssl.SSLContext | None = None
         if tls_cert and tls_key:
             self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self.ssl_context.load_cert_chain(str(tls_cert), str(tls_key))
+            try:
+                self.ssl_context.load_cert_chain(str(tls_cert), str(tls_key))
+            except BaseException:
+                if service is None:  # the engine we just opened would otherwise leak
+                    self.service.engine.dispose()
+                raise
         self.tls = self.ssl_context is not None or behind_tls_proxy
         self.proxy = AuthProxy(
             self.service,
@@ -287,18 +292,20 @@ def serve_command(
         settings.ensure_home()
         from lyra.bootstrap import open_engine
 
-        _, engine = open_engine(settings)
-        server = LyraServer(
-            settings,
-            host=host,
-            port=port,
-            panel_port=panel_port,
-            apps_dir=apps_dir,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            behind_tls_proxy=behind_tls_proxy,
-        )
-        engine.dispose()
+        _, engine = open_engine(settings)  # refuses an unreachable or unmigrated database early
+        try:
+            server = LyraServer(
+                settings,
+                host=host,
+                port=port,
+                panel_port=panel_port,
+                apps_dir=apps_dir,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                behind_tls_proxy=behind_tls_proxy,
+            )
+        finally:
+            engine.dispose()  # also when the server refuses (a weak key): no connection left open
     except (ConfigError, LyraError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

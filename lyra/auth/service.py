@@ -6,10 +6,29 @@ appends every auth event to the event log (``auth.login_ok``, ``auth.login_faile
 ``auth.lockout``...). Payloads are :class:`~lyra.auth.policy.AuthEvent` dicts, built so no
 password, token, key or seed can get in.
 
->>> svc = AuthService.from_settings(load_settings())            # doctest: +SKIP
+On an installation, ``AuthService.from_settings(load_settings())`` opens the configured
+database, key files and event log. Here, a throwaway in-memory database:
+
+>>> from datetime import UTC, datetime
+>>> from cryptography.fernet import Fernet
+>>> from lyra.audit import EventLog
+>>> from lyra.auth import generate_signing_key
+>>> from lyra.auth.totp import totp_code
+>>> from lyra.auth.repository import SecretBox
+>>> from lyra.store import create_engine_for, upgrade
+>>> engine = create_engine_for("sqlite://")
+>>> upgrade(engine)
+>>> svc = AuthService(engine, signing_key=generate_signing_key(), event_log=EventLog(engine),
+...                   secret_box=SecretBox(Fernet.generate_key()), iterations=1_000)
 >>> enrol = svc.add_user("alice", "a long passphrase here", "trader", actor="admin")
 >>> challenge = svc.login_password("alice", "a long passphrase here", client="127.0.0.1")
->>> pair = svc.login_mfa(challenge.ticket, "123456", client="127.0.0.1")
+>>> code = totp_code(enrol.totp_secret, datetime.now(UTC))  # what alice's authenticator shows
+>>> pair = svc.login_mfa(challenge.ticket, code, client="127.0.0.1")
+>>> pair.subject, pair.role.value
+('alice', 'trader')
+>>> [e.kind for e in svc.event_log.read()]
+['auth.user_created', 'auth.mfa_ok', 'auth.login_ok']
+>>> engine.dispose()
 
 Failures say as little as possible: a wrong username, a wrong password and a locked account
 all raise :class:`LoginFailed` / :class:`~lyra.auth.policy.LoginThrottled` with messages that
@@ -228,15 +247,20 @@ class AuthService:
 
         eng = engine or create_engine_for(settings.db_url)
         try:
-            key = load_key_from_settings(settings.home, settings.jwt_secret, demo=settings.demo)
-        except ConfigError:
-            if need_signing_key:
-                raise
-            key = generate_signing_key().encode()
-        # A fresh installation gets its TOTP encryption key on first use (nothing to decrypt yet).
-        box = SecretBox.from_file(settings.home / "secrets" / "totp.key", create=True)
-        events = EventLog(eng, settings.audit_dir / "events.jsonl")
-        return cls(eng, signing_key=key, event_log=events, secret_box=box, demo=settings.demo, **kwargs)
+            try:
+                key = load_key_from_settings(settings.home, settings.jwt_secret, demo=settings.demo)
+            except ConfigError:
+                if need_signing_key:
+                    raise
+                key = generate_signing_key().encode()
+            # A fresh installation gets its TOTP encryption key on first use (nothing to decrypt yet).
+            box = SecretBox.from_file(settings.home / "secrets" / "totp.key", create=True)
+            events = EventLog(eng, settings.audit_dir / "events.jsonl")
+            return cls(eng, signing_key=key, event_log=events, secret_box=box, demo=settings.demo, **kwargs)
+        except BaseException:
+            if engine is None:  # ours, and nobody else will ever see it: close its connections
+                eng.dispose()
+            raise
 
     # ------------------------------------------------------------------ helpers
 

@@ -1,7 +1,7 @@
 """Domain core: instruments, market data, orders and their state machine, fills, positions,
-value types and clocks. Imports nothing from the rest of Lyra."""
+exact-number helpers and clocks. Imports nothing from the rest of Lyra."""
 
-from lyra.core.clock import Clock, ReplayClock, WallClock
+from lyra.core.clock import WALL_CLOCK, Clock, ManualClock, ReplayClock, WallClock
 from lyra.core.enums import (
     Liquidity,
     OrderEventType,
@@ -27,10 +27,11 @@ from lyra.core.instrument import Instrument
 from lyra.core.market import AggressorSide, Bar, BookLevel, MarketEvent, OrderBookSnapshot, Quote, Trade
 from lyra.core.orders import TRANSITIONS, Fill, Order, OrderEvent, OrderIntent, client_order_id
 from lyra.core.positions import Position
-from lyra.core.values import Money, Price, Quantity, to_decimal
+from lyra.core.values import plain_str, to_decimal
 
 __all__ = [
     "TRANSITIONS",
+    "WALL_CLOCK",
     "AggressorSide",
     "Bar",
     "BookLevel",
@@ -44,8 +45,8 @@ __all__ = [
     "InvalidOrder",
     "Liquidity",
     "LyraError",
+    "ManualClock",
     "MarketEvent",
-    "Money",
     "NetworkError",
     "Order",
     "OrderBookSnapshot",
@@ -55,8 +56,6 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "Position",
-    "Price",
-    "Quantity",
     "Quote",
     "RateLimited",
     "ReplayClock",
@@ -68,5 +67,6 @@ __all__ = [
     "ValidationError",
     "WallClock",
     "client_order_id",
+    "plain_str",
     "to_decimal",
 ]

@@ -24,7 +24,7 @@ from lyra.execution.costs import CostModel
 from lyra.execution.fees import FeeSchedule, FeeTier, VolumeTracker
 from lyra.execution.latency import LatencyModel
 from lyra.execution.markets import (
-    VENUES,
+    RECORDED_VENUES,
     load_fee_schedule,
     load_instrument,
     load_instruments,
@@ -36,7 +36,7 @@ from lyra.execution.routing import RoutePlan, VenueQuote, plan_route
 from lyra.execution.routing_exec import RouteResult, execute_route, planner
 
 __all__ = [
-    "VENUES",
+    "RECORDED_VENUES",
     "AlgoSpec",
     "Balance",
     "Broker",

@@ -11,7 +11,7 @@ corrupt the session's state (it is recorded in :attr:`CcxtBroker.anomalies` inst
 Never twice, never lost (DESIGN.md invariants 1-3):
 
 - Every order carries our deterministic client order id to the venue (the parameter is a venue
-  capability, :attr:`VenueCapabilities.client_order_id_param`).
+  capability, :attr:`lyra.venues.Venue.client_order_id_param`).
 - A timeout or network error on create is ambiguous: the venue may have the order. Before
   sending again the broker asks the venue for the client order id; only a definite "no such
   order" allows a re-send. Retries are bounded with exponential backoff and only for
@@ -60,7 +60,7 @@ from lyra.execution.venue_reports import (
     order_report,
     venue_ids,
 )
-from lyra.feeds.venues import VenueCapabilities, venue
+from lyra.venues import Venue, get_venue
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class CcxtBroker:
         if isinstance(getattr(exchange, "options", None), dict) and "recvWindow" in exchange.options:
             exchange.options["recvWindow"] = int(self.retry.settle_s * 1000)
         self.venue_name = venue_name or str(exchange.id)
-        self.venue: VenueCapabilities = venue(self.venue_name)
+        self.venue: Venue = get_venue(self.venue_name)
         self.instruments = {i.id: i for i in instruments}
         self.symbols = {i.symbol: i.id for i in self.instruments.values()}
         self.rest_sync_interval_s = rest_sync_interval_s

@@ -7,6 +7,8 @@ minimum size and notional and its fee tiers, exactly as the venue's ccxt definit
 >>> inst = load_instrument("binance:BTC/USDT")
 >>> inst.price_increment, inst.size_increment, inst.min_notional
 (Decimal('0.01'), Decimal('0.00001'), Decimal('5'))
+
+How each file states precision is a venue fact, :attr:`lyra.venues.Venue.markets_precision`.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ from typing import Any
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
 from lyra.execution.fees import FeeSchedule
+from lyra.venues import VENUES
 
-#: How each recorded file states precision (ccxt's ``precisionMode``): binance's recorded
-#: markets use the legacy DECIMAL_PLACES mode, the others TICK_SIZE.
-PRECISION_MODES: dict[str, str] = {"binance": "decimals", "kraken": "tick", "coinbase": "tick"}
+#: Venues whose recorded markets ship with Lyra (those with a ``markets_precision``).
+RECORDED_VENUES: tuple[str, ...] = tuple(n for n, v in VENUES.items() if v.markets_precision)
 
-#: Venues whose markets ship with Lyra.
-VENUES: tuple[str, ...] = tuple(PRECISION_MODES)
+
+def _precision(venue: str) -> str:
+    mode = VENUES[venue].markets_precision if venue in VENUES else None
+    if mode is None:
+        raise ValidationError("venue", venue, "no recorded markets",
+                              f"venues with recorded markets: {', '.join(RECORDED_VENUES)}")
+    return mode
 
 
 @cache
 def _markets(venue: str) -> dict[str, dict[str, Any]]:
-    if venue not in PRECISION_MODES:
-        raise ValidationError("venue", venue, "no recorded markets", f"known venues: {', '.join(VENUES)}")
+    _precision(venue)  # refuses a venue without recorded markets
     text = resources.files("lyra.execution").joinpath("venue_markets", f"{venue}.json").read_text("utf-8")
     data: dict[str, dict[str, Any]] = json.loads(text)
     return data
@@ -62,12 +68,12 @@ def _market(instrument_id: str) -> tuple[str, dict[str, Any]]:
 def load_instrument(instrument_id: str) -> Instrument:
     """The :class:`Instrument` of ``"<venue>:<symbol>"`` from the recorded market definition."""
     venue, market = _market(instrument_id)
-    return Instrument.from_ccxt_market(venue, market, PRECISION_MODES[venue])
+    return Instrument.from_ccxt_market(venue, market, _precision(venue))
 
 
 def load_instruments(venue: str) -> dict[str, Instrument]:
     """All recorded instruments of ``venue``, keyed by instrument id."""
-    mode = PRECISION_MODES.get(venue, "tick")
+    mode = _precision(venue)
     out = [Instrument.from_ccxt_market(venue, m, mode) for m in _markets(venue).values()]
     return {i.id: i for i in out}
 

@@ -13,10 +13,13 @@ injected clock and from the market events' timestamps:
 - ``on_market(event)`` first lets every request that arrived by ``event.ts`` reach the venue,
   then matches the event, then lets requests up to ``clock.now_ms()`` arrive.
 
-Balances are per asset, ``free`` and ``locked``, exact ``Decimal``. A buy locks quote:
+Balances are per asset, ``free`` and ``locked``, exact ``Decimal``. What an order locks is
+:class:`~lyra.core.costs.CostRule`'s reservation, the rule risk sizes orders by (so an order
+risk resized to the balance is never rejected here for funds): a buy locks quote,
 ``limit × qty × (1 + taker fee)`` for limit orders, ``reference × (1 + market_lock_buffer) ×
 qty × (1 + taker fee)`` for market and stop orders (reference: best ask, last price, or the
-stop); a sell locks the base quantity. A fill moves exactly ``qty`` base and ``price × qty``
+stop); a sell locks the base quantity. :meth:`PaperBroker.cost_rules` hands the rules to the
+session for its risk checks. A fill moves exactly ``qty`` base and ``price × qty``
 quote, and charges the fee in quote (the tier of the venue's trailing 30-day volume). A buy
 that would cost more than its lock plus the free balance is cut to what is affordable and
 the rest cancelled, so balances never go negative. Spot only: no margin, no shorting.
@@ -31,6 +34,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Any
 
 from lyra.core.clock import Clock
+from lyra.core.costs import MARKET_BUY_BUFFER, CostRule
 from lyra.core.enums import Liquidity, OrderEventType, OrderStatus
 from lyra.core.errors import InvalidOrder, ValidationError
 from lyra.core.instrument import Instrument
@@ -65,7 +69,7 @@ class PaperConfig:
     #: without a book: at most this fraction of a bar's (trade's) volume fills our orders
     max_volume_fraction: float = 0.1
     #: market/stop buys lock ``reference × (1 + buffer)`` per unit, for the price moving
-    market_lock_buffer: Decimal = Decimal("0.05")
+    market_lock_buffer: Decimal = MARKET_BUY_BUFFER
     #: slippage for instruments without an explicit ``FeeSchedule``
     slippage_bps: Decimal = ZERO
 
@@ -103,6 +107,13 @@ class PaperBroker(MatchingEngine):
             raise ValidationError("fees", sorted(unknown), "fee schedules for unknown instruments")
         self._fees: dict[str, FeeSchedule] = {
             iid: fees.get(iid) or FeeSchedule.flat(i.maker_fee, i.taker_fee, self.config.slippage_bps)
+            for iid, i in self._instruments.items()
+        }
+        # The cost rule per instrument, at the highest taker rate of its schedule: what risk
+        # sizes by. Reservations use the rate of the tier that applies at the time (never higher).
+        self._rules: dict[str, CostRule] = {
+            iid: CostRule.of(i, taker_fee=max(t.taker for t in self._fees[iid].tiers),
+                             market_buffer=self.config.market_lock_buffer)
             for iid, i in self._instruments.items()
         }
         self._volume: dict[str, VolumeTracker] = {
@@ -226,6 +237,15 @@ class PaperBroker(MatchingEngine):
     def instrument(self, instrument_id: str) -> Instrument | None:
         return self._instruments.get(instrument_id)
 
+    def cost_rule(self, instrument_id: str) -> CostRule:
+        """What an order on ``instrument_id`` costs here (fee, market buffer, minimums)."""
+        return self._rules[instrument_id]
+
+    def cost_rules(self) -> dict[str, CostRule]:
+        """The cost rule of every instrument, by id: give them to risk
+        (``RiskContext.costs``) so it sizes orders by what this venue reserves."""
+        return dict(self._rules)
+
     def fee_schedule(self, instrument_id: str) -> FeeSchedule:
         return self._fees[instrument_id]
 
@@ -269,14 +289,12 @@ class PaperBroker(MatchingEngine):
             if intent.stop_price is not None and not is_on_step(intent.stop_price, inst.price_increment):
                 raise InvalidOrder("stop_price", intent.stop_price,
                                    f"not on the tick grid {inst.price_increment}")
-            if not o.has_limit and inst.min_notional > 0:
-                ref = (float(intent.stop_price) if intent.stop_price is not None
-                       else self.reference_price(inst.id, intent.side))
-                if ref is not None and o.quantity * dec(ref) < inst.min_notional:
-                    raise InvalidOrder("notional", o.quantity * dec(ref),
-                                       f"below the minimum notional {inst.min_notional}")
         except InvalidOrder as exc:
             return str(exc)
+        if not o.has_limit:  # a limit order's notional was checked at its limit above
+            why = self._rules[inst.id].minimum_problem(o.quantity, self._market_reference(o))
+            if why:
+                return why
         if intent.reduce_only:
             pos = self._positions.get(inst.id, ZERO)
             reducible = pos if not o.is_buy else -pos
@@ -287,19 +305,23 @@ class PaperBroker(MatchingEngine):
             return "post-only order would take liquidity"
         return ""
 
+    def _market_reference(self, o: WorkingOrder) -> Decimal | None:
+        """The price a market or stop order is valued at: its stop, else the market's."""
+        if o.intent.stop_price is not None:
+            return o.intent.stop_price
+        ref = self.reference_price(o.inst.id, o.intent.side)
+        return None if ref is None else dec(ref)
+
     def _lock(self, o: WorkingOrder, ts: int) -> str:
         inst = o.inst
         if o.is_buy:
+            rule = self._rules[inst.id]
             _, taker = self._fees[inst.id].rates(self._volume[inst.venue].volume(ts))
-            if o.has_limit:
-                px = o.limit
-            else:
-                ref = (float(o.intent.stop_price) if o.intent.stop_price is not None
-                       else self.reference_price(inst.id, o.intent.side))
-                if ref is None:
-                    return "no market price yet to check the funds of a market buy"
-                px = dec(ref) * (_ONE + self.config.market_lock_buffer)
-            need = px * o.quantity * (_ONE + taker)
+            px = rule.unit_price(limit=o.limit) if o.has_limit else rule.unit_price(
+                market=self._market_reference(o))
+            if px is None:
+                return "no market price yet to check the funds of a market buy"
+            need = rule.reserve(o.quantity, px, taker)
         else:
             need = o.quantity
         asset = o.lock_asset
@@ -341,7 +363,7 @@ class PaperBroker(MatchingEngine):
             have = o.locked + free.get(quote, ZERO)
             if cost > have:
                 rate = cm.maker_fee if liq is Liquidity.MAKER else cm.taker_fee
-                qty = floor_lot(have / (price * (_ONE + rate)), inst.size_increment)
+                qty = self._rules[iid].affordable(have, price, rate)
                 kill = "insufficient funds for the rest of the order"
                 if qty <= 0:
                     self._close(o, E.CANCEL, kill, ts)

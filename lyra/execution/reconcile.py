@@ -26,6 +26,7 @@ from typing import Any, Literal
 from lyra.core.enums import OrderStatus
 from lyra.core.errors import ValidationError
 from lyra.core.orders import Fill, Order
+from lyra.core.values import plain_str
 from lyra.execution.broker import Balance, OrderReport
 from lyra.execution.ccxt_broker import CcxtBroker
 
@@ -88,7 +89,7 @@ class ReconcileResult:
             counts[d.kind] = counts.get(d.kind, 0) + 1
         return {"differences": counts, "balances_ok": self.balances_ok,
                 "balance_gaps": self.balance_gaps,
-                "venue_balances": {a: _plain(b.total) for a, b in sorted(self.venue_balances.items())}}
+                "venue_balances": {a: plain_str(b.total) for a, b in sorted(self.venue_balances.items())}}
 
 
 def _view_detail(before: Order, view: OrderReport) -> dict[str, Any]:
@@ -180,15 +181,12 @@ def compare_balances(res: ReconcileResult, expected: Mapping[str, Decimal],
         have = res.venue_balances.get(asset, Balance(asset)).total
         tol = max(policy.balance_abs_tol, abs(want) * policy.balance_rel_tol)
         if abs(have - want) > tol:
-            gap = {"expected": _plain(want), "venue": _plain(have), "difference": _plain(have - want)}
+            gap = {"expected": plain_str(want), "venue": plain_str(have),
+                   "difference": plain_str(have - want)}
             res.balance_gaps[asset] = gap
             found.append(Difference("balance-mismatch", "", {"asset": asset, **gap}))
     res.differences.extend(found)
     return found
-
-
-def _plain(d: Decimal) -> str:
-    return format(d.normalize(), "f")
 
 
 def _fill_detail(f: Fill) -> dict[str, Any]:

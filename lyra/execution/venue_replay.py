@@ -21,7 +21,8 @@ from typing import Any
 import ccxt
 
 from lyra.core.errors import ValidationError
-from lyra.execution.markets import PRECISION_MODES, load_markets
+from lyra.execution.markets import load_markets
+from lyra.venues import get_venue
 
 #: credentials that let ccxt sign requests; nothing is ever sent
 _DUMMY_CREDENTIALS = {"apiKey": "key", "secret": "secretsecret", "password": "password", "uid": "uid"}
@@ -72,7 +73,7 @@ def shipped_markets(venue: str) -> list[dict[str, Any]]:
     made loadable by today's ccxt: precision as tick sizes (the Binance recording uses the
     legacy decimal-places form) and the ``linear``/``inverse`` keys current ccxt reads."""
     out = []
-    decimals = PRECISION_MODES.get(venue) == "decimals"
+    decimals = get_venue(venue).markets_precision == "decimals"
     for market in load_markets(venue).values():
         m = dict(market)
         if decimals:

@@ -6,7 +6,7 @@ balances become :class:`~lyra.execution.broker.Balance`. What the venue says is 
 trusted: an unknown status or order kind, a missing field, a number that is not a number or
 numbers that contradict each other raise :class:`UnknownVenueShape` with the raw payload
 attached. Nothing is guessed. What each venue's raw payload means is data, in
-:mod:`lyra.execution.venue_shapes`.
+the venue registry (:attr:`lyra.venues.Venue.shape`).
 
 The rules, in one place:
 
@@ -79,11 +79,7 @@ from lyra.execution.venue_sequences import (
     order_updates_in_order,
 )
 from lyra.execution.venue_shapes import (
-    CCXT_STATUS_DIFFERENCES,
-    FAMILIES,
-    VENUE_SHAPES,
     UnknownVenueShape,
-    VenueShape,
     accounting_currency,
     first_raw,
     is_derivative,
@@ -91,14 +87,12 @@ from lyra.execution.venue_shapes import (
     parse_optional_decimal,
     venue_shape,
 )
+from lyra.venues import FAMILIES, VenueShape
 
 __all__ = [
-    "CCXT_STATUS_DIFFERENCES",
-    "VENUE_SHAPES",
     "FeeBreakdown",
     "OrderedUpdates",
     "UnknownVenueShape",
-    "VenueShape",
     "accounting_currency",
     "balances_from_ccxt",
     "debts_from_ccxt",

@@ -25,7 +25,7 @@ from decimal import Decimal
 from lyra.core.enums import Liquidity, OrderEventType, OrderStatus
 from lyra.core.errors import ValidationError
 from lyra.core.orders import Fill
-from lyra.core.values import ZERO
+from lyra.core.values import ZERO, plain_str
 from lyra.execution.broker import ExecutionReport, OrderReport
 from lyra.execution.venue_shapes import UnknownVenueShape, accounting_currency
 
@@ -48,12 +48,6 @@ _STAGE: dict[OrderStatus, int] = {
 
 def _venue(report: OrderReport | Fill) -> str:
     return report.instrument_id.partition(":")[0]
-
-
-def _plain(d: Decimal) -> str:
-    """A quantity written the same way however the venue wrote it ("0.50", "5E-1" -> "0.5")."""
-    text = format(d.normalize(), "f")
-    return text if text != "-0" else "0"
 
 
 def dedupe_fills(fills: Iterable[Fill]) -> list[Fill]:
@@ -252,7 +246,7 @@ def _synthetic_fill(
     fee = current.fees - (previous.fees if previous is not None else ZERO) - sum(
         (f.fee for f in fills if f.fee_currency == ccy), ZERO)
     return [Fill(
-        fill_id=f"{_venue(current)}:{current.venue_order_id}:cum:{_plain(current.filled_quantity)}",
+        fill_id=f"{_venue(current)}:{current.venue_order_id}:cum:{plain_str(current.filled_quantity)}",
         client_order_id=current.client_order_id,
         instrument_id=current.instrument_id,
         side=current.side,

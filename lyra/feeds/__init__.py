@@ -1,11 +1,19 @@
 """lyra.feeds: market data. The offline half lives here: the Parquet store, imports of uniform
 files, validation and quarantine, trades-to-bars aggregation and the replay feed.
 
->>> from lyra.feeds import MarketStore, import_file, validate_bars, ReplayFeed
->>> store = MarketStore(load_settings().market_dir)
->>> import_file("binance_BTC-USDT_4h_2018-04.csv.gz", store=store)
->>> bars = store.read_bars("binance", "BTC/USDT", "4h")
->>> validate_bars(bars, "4h").report()
+>>> import tempfile
+>>> from lyra.feeds import MarketStore, import_file, validate_bars
+>>> from lyra.sample_data import sample_ohlcv_dir
+>>> store = MarketStore(tempfile.mkdtemp())  # in a notebook: MarketStore(load_settings().market_dir)
+>>> result = import_file(sample_ohlcv_dir() / "binance_BTC-USDT_4h_2018-04.csv.gz", store=store)
+>>> result.rows_added, result.gaps, result.missing_bars
+(500, 1, 7)
+>>> bars = store.read_bars("binance", "BTC/USDT", "4h")  # a DataFrame on a UTC DatetimeIndex
+>>> list(bars.columns), str(bars.index.tz)
+(['open', 'high', 'low', 'close', 'volume'], 'UTC')
+>>> report = validate_bars(bars, "4h").report()         # one row per check, with counts
+>>> list(report.loc[report["count"] > 0, "check"])
+['rows', 'gaps', 'missing_bars']
 
 The command line (``lyra data ...``) is ``lyra.feeds.cli.data_app``; it is not imported here
 so that ``import lyra.feeds`` stays free of typer.
@@ -23,7 +31,7 @@ from lyra.feeds.replay import (
     BATCH_DTYPE,
     KIND_BAR,
     KIND_TRADE,
-    Clock,
+    AdvanceableClock,
     MarketFeed,
     ReplayFeed,
     ReplaySource,
@@ -56,8 +64,8 @@ __all__ = [
     "TRADES_TIMEFRAME",
     "TRADE_COLUMNS",
     "TRADE_REASONS",
+    "AdvanceableClock",
     "BarArrays",
-    "Clock",
     "CorruptDataError",
     "DatasetKey",
     "DatasetName",

@@ -1,6 +1,14 @@
 """Build OHLCV candles from trade ticks.
 
->>> bars = trades_to_bars(store.read_trades("binance", "XRP/ETH"), "1m")
+>>> import pandas as pd
+>>> trades = pd.DataFrame({"ts": [0, 20_000, 59_999, 130_000],      # e.g. store.read_trades(...)
+...                        "price": [10.0, 12.0, 11.0, 13.0], "size": [1.0, 0.5, 2.0, 1.0]})
+>>> trades_to_bars(trades, "1m")
+       ts  open  high   low  close  volume
+0       0  10.0  12.0  10.0   11.0     3.5
+1  120000  13.0  13.0  13.0   13.0     1.0
+>>> trades_to_bars(trades, "1m", fill_empty=True)["volume"].tolist()  # the quiet minute, flat
+[3.5, 0.0, 1.0]
 
 A candle covers ``[t, t + timeframe)`` and is labelled with its open time ``t`` (a multiple of
 the timeframe since the epoch). open/close are the first/last trade in arrival order (ticks

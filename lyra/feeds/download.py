@@ -1,10 +1,14 @@
 """Historical candles and trades from an exchange (through ccxt) into the local store.
 
->>> from lyra.feeds.download import download_ohlcv
->>> from lyra.feeds.store import MarketStore
->>> download_ohlcv("binance", "BTC/USDT", "1h", "2024-01-01", store=MarketStore(root))
+A real venue over the network, so not run as a doctest (the tests run it against
+:class:`~lyra.testing.fake_exchange.FakeExchange`)::
 
-Downloads are paginated with the venue's candle limit (:mod:`lyra.feeds.venues`) and
+    from lyra.feeds.download import download_ohlcv
+    from lyra.feeds.store import MarketStore
+
+    download_ohlcv("binance", "BTC/USDT", "1h", "2024-01-01", store=MarketStore(root))
+
+Downloads are paginated with the venue's candle limit (:mod:`lyra.venues`) and
 **resumable**: a second run starts after the store's last timestamp and fetches only what is
 missing. The still-open last candle (open time + timeframe > now) is never stored, because its
 values will still change. Requests go through ccxt's own rate limiter (``enableRateLimit``)
@@ -36,7 +40,7 @@ from tqdm import tqdm
 
 from lyra.core.errors import NetworkError, RateLimited, ValidationError
 from lyra.core.timeutil import datetime_to_ms, parse_utc, timeframe_to_ms, utc_now_ms
-from lyra.feeds.venues import VenueCapabilities, venue
+from lyra.venues import Venue, get_venue
 
 if TYPE_CHECKING:
     from lyra.feeds.store import MarketStore
@@ -132,15 +136,15 @@ class DownloadResult:
 # -- exchange and argument checks --------------------------------------------------------------
 def make_exchange(name: str, config: dict[str, Any] | None = None) -> Any:
     """A sync ccxt exchange for a known venue, with ccxt's rate limiter on."""
-    caps = venue(name)
+    caps = get_venue(name, field="exchange")
     if caps.ccxt_id not in ccxt.exchanges:
         raise ValidationError("exchange", name, "not available in this ccxt version")
     return getattr(ccxt, caps.ccxt_id)({"enableRateLimit": True, **(config or {})})
 
 
-def _resolve(exchange: str | Any) -> tuple[Any, VenueCapabilities]:
+def _resolve(exchange: str | Any) -> tuple[Any, Venue]:
     ex = make_exchange(exchange) if isinstance(exchange, str) else exchange
-    return ex, venue(ex.id)
+    return ex, get_venue(ex.id, field="exchange")
 
 
 def check_symbol(ex: Any, symbol: str) -> None:
@@ -264,7 +268,7 @@ def _stored_ids_at(store: Any, exchange: str, symbol: str, ts: int) -> set[str]:
     return {str(x) for x in df["trade_id"]}
 
 
-def _trade_pages(ex: Any, caps: VenueCapabilities, symbol: str, start: int, end: int,
+def _trade_pages(ex: Any, caps: Venue, symbol: str, start: int, end: int,
                  by_id: bool, counter: list[int], retry_delay: float) -> Iterator[list[dict[str, Any]]]:
     """Yield pages of ccxt trades in time order from ``start`` until ``end``."""
     cursor = start

@@ -1,12 +1,26 @@
-"""Import uniform CSV / Parquet files into the store, checking them at the edge.
+r"""Import uniform CSV / Parquet files into the store, checking them at the edge.
 
 Uniform schemas (see the data README):
 
 * bars: ``timestamp_ms,open,high,low,close,volume``
 * trades: ``timestamp_ms,price,size,side,trade_id[,order_type]`` (``order_type`` is dropped)
 
->>> import_file("binance_BTC-USDT_4h_2018-04.csv.gz")          # names inferred from the file
->>> import_file("x.csv", "binance", "BTC/USDT", "1h", store=MarketStore(tmp))
+>>> import tempfile
+>>> from pathlib import Path
+>>> from lyra.sample_data import sample_ohlcv_dir
+>>> store = MarketStore(tempfile.mkdtemp())       # default: the store of load_settings()
+>>> import_file(sample_ohlcv_dir() / "binance_BTC-USDT_4h_2018-04.csv.gz", store=store).key
+DatasetKey(exchange='binance', symbol='BTC-USDT', timeframe='4h')
+>>> path = Path(tempfile.mkdtemp()) / "my_bars.csv"  # any name: then say what it holds
+>>> _ = path.write_text("timestamp_ms,open,high,low,close,volume\n"
+...                     "1704067200000,1.0,2.0,0.5,1.5,10\n1704070800000,1.5,1.6,1.4,1.5,3\n")
+>>> import_file(path, "kraken", "ETH/EUR", "1h", store=store).rows_added
+2
+>>> _ = path.write_text("timestamp_ms,open,high,low,close,volume\n1704067200,1,2,0.5,1.5,10\n")
+>>> import_file(path, "kraken", "ETH/EUR", "1h", store=store)
+Traceback (most recent call last):
+...
+lyra.core.errors.ValidationError: my_bars.csv: line 2, column timestamp_ms=1704067200: looks like seconds, ...
 
 Structural problems (wrong columns, text where a number belongs, timestamps in seconds, an
 empty or unreadable file) raise ValidationError naming the file, line and column, and nothing

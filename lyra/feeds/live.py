@@ -2,12 +2,13 @@
 
 A :class:`LiveFeed` watches one or several (venue, symbol) sources and yields
 :class:`~lyra.core.market.Trade`, :class:`~lyra.core.market.Quote` and
-:class:`~lyra.core.market.OrderBookSnapshot` events through an async iterator:
+:class:`~lyra.core.market.OrderBookSnapshot` events through an async iterator (a live venue,
+so not run as a doctest)::
 
->>> feed = LiveFeed([FeedSource("binance", "BTC/USDT", ccxt.pro.binance())])
->>> async with feed:
-...     async for event in feed:
-...         ...
+    feed = LiveFeed([FeedSource("binance", "BTC/USDT", ccxt.pro.binance())])
+    async with feed:
+        async for event in feed:
+            ...
 
 What it guarantees for trades: **none lost, none twice**. Every trade id seen is checked:
 on venues with consecutive ids (capability ``trade_ids_sequential``) a jump in ids is a gap,
@@ -17,6 +18,14 @@ exponential backoff and backfills from the last trade it saw (by id, or by time 
 without consecutive ids). A source with no update for ``stale_after`` seconds raises the
 stale alarm (``stale`` flag and ``on_stale`` callback). Malformed messages are logged and
 counted in :class:`SourceStats`, never fatal.
+
+**Time.** The feed's ``clock`` (:class:`~lyra.core.clock.Clock`, default the wall clock)
+decides what quiet means — the stale alarm after ``stale_after`` seconds, the REST poll after
+``idle_backfill`` seconds — and stamps quotes and books that arrive without a venue time.
+The loops that look are woken by the event loop's real time (at least once a second), so a
+test hands in a :class:`~lyra.core.clock.ManualClock`, moves it past a threshold and waits
+for the outcome instead of sleeping. Network waits (``watch_timeout``, reconnect backoff)
+are real time: they wait for real sockets.
 
 Across sources: :func:`consolidated_bbo` (best bid and offer over venues) and
 :func:`deviating_venues` (a venue whose mid is more than X% away from the median of the
@@ -33,19 +42,19 @@ import logging
 import queue
 import statistics
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import ccxt
 
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.errors import ValidationError
 from lyra.core.market import AggressorSide, BookLevel, MarketEvent, OrderBookSnapshot, Quote, Trade
 from lyra.feeds.download import RETRYABLE, retrier
-from lyra.feeds.venues import VenueCapabilities, venue
+from lyra.venues import Venue, get_venue
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +104,7 @@ class SourceStats:
     books: int = 0
     stale_alarms: int = 0
     errors: int = 0  #: unexpected watcher errors (logged with their traceback)
-    last_update: float = field(default_factory=time.monotonic)  #: monotonic seconds
+    last_update: float = 0.0  #: the feed clock's monotonic_s() at the last websocket update
     stale: bool = False
 
 
@@ -179,6 +188,7 @@ class LiveFeed:
         max_deviation_pct: float = 1.0,
         watch_timeout: float = 60.0,
         idle_backfill: float = 10.0,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.sources = list(sources)
         if not self.sources:
@@ -186,9 +196,9 @@ class LiveFeed:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValidationError("sources", names, "two sources share a label", "set label=")
-        self._caps: dict[str, VenueCapabilities] = {}
+        self._caps: dict[str, Venue] = {}
         for s in self.sources:
-            caps = venue(s.venue)
+            caps = get_venue(s.venue)
             bad = set(s.channels) - _CHANNELS
             if bad:
                 raise ValidationError("channels", sorted(bad), "unknown channel",
@@ -208,9 +218,12 @@ class LiveFeed:
         # After this many quiet seconds a trade source asks REST whether it missed anything:
         # a message lost at the end of a burst is revealed by no later trade id.
         self.idle_backfill = idle_backfill
-        self._last_trade_at = {s.name: time.monotonic() for s in self.sources}
+        self.clock = clock
+        now = clock.monotonic_s()
+        self._last_trade_at = {s.name: now for s in self.sources}
         self._backfill_locks: dict[str, asyncio.Lock] = {}
-        self.stats: dict[str, SourceStats] = {s.name: SourceStats() for s in self.sources}
+        self.stats: dict[str, SourceStats] = {s.name: SourceStats(last_update=now)
+                                              for s in self.sources}
         self.quotes: dict[str, Quote] = {}  #: latest quote per source name
         self._guards = {s.name: _TradeGuard(self._caps[s.name].trade_ids_sequential)
                         for s in self.sources}
@@ -272,7 +285,7 @@ class LiveFeed:
     # -- helpers ----------------------------------------------------------------------------
     def _touch(self, src: FeedSource) -> None:
         st = self.stats[src.name]
-        st.last_update = time.monotonic()
+        st.last_update = self.clock.monotonic_s()
         st.stale = False
 
     def _bad(self, src: FeedSource, exc: Exception) -> None:
@@ -300,18 +313,27 @@ class LiveFeed:
                 clients.pop(url, None)
             raise
 
+    def check_stale(self) -> list[str]:
+        """Raise the stale alarm of every source quiet for more than ``stale_after`` seconds
+        of the feed's clock (once per quiet spell); the names alarmed now. The stale monitor
+        calls this about four times per ``stale_after`` (at least once a second)."""
+        now = self.clock.monotonic_s()
+        alarmed = []
+        for name, st in self.stats.items():
+            quiet = now - st.last_update
+            if quiet > self.stale_after and not st.stale:
+                st.stale = True
+                st.stale_alarms += 1
+                alarmed.append(name)
+                log.warning("%s: no update for %.1fs", name, quiet)
+                if self.on_stale is not None:
+                    self.on_stale(name, quiet)
+        return alarmed
+
     async def _monitor(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.stale_after / 4))
-            now = time.monotonic()
-            for name, st in self.stats.items():
-                quiet = now - st.last_update
-                if quiet > self.stale_after and not st.stale:
-                    st.stale = True
-                    st.stale_alarms += 1
-                    log.warning("%s: no update for %.1fs", name, quiet)
-                    if self.on_stale is not None:
-                        self.on_stale(name, quiet)
+            self.check_stale()
 
     # -- trades -----------------------------------------------------------------------------
     async def _emit_trade(self, src: FeedSource, t: Trade, backfill: bool) -> None:
@@ -320,20 +342,20 @@ class LiveFeed:
             st.duplicates += 1
             return
         guard.record(t)
-        self._last_trade_at[src.name] = time.monotonic()
+        self._last_trade_at[src.name] = self.clock.monotonic_s()
         st.trades += 1
         st.backfilled += backfill
         await self._queue.put(t)
 
     async def _idle_poll(self, src: FeedSource) -> None:
         while True:
-            await asyncio.sleep(self.idle_backfill / 2)
-            if time.monotonic() - self._last_trade_at[src.name] > self.idle_backfill:
+            await asyncio.sleep(min(1.0, self.idle_backfill / 2))
+            if self.clock.monotonic_s() - self._last_trade_at[src.name] > self.idle_backfill:
                 try:
                     await self._backfill(src)
                 except _DISCONNECTS as exc:
                     log.warning("%s: idle backfill failed (%s)", src.name, exc)
-                self._last_trade_at[src.name] = time.monotonic()  # next check in a while
+                self._last_trade_at[src.name] = self.clock.monotonic_s()  # next check in a while
 
     async def _backfill(self, src: FeedSource, upto_id: int | None = None) -> None:
         """Fetch by REST the trades after the last one passed on (up to ``upto_id``
@@ -442,7 +464,7 @@ class LiveFeed:
             if raw is None:
                 return
             try:
-                q = quote_from_ccxt(src.instrument_id, raw, int(time.time() * 1000))
+                q = quote_from_ccxt(src.instrument_id, raw, self.clock.now_ms())
             except (ValidationError, ValueError, TypeError) as exc:
                 self._bad(src, exc)
                 return
@@ -456,8 +478,7 @@ class LiveFeed:
     async def _watch_book(self, src: FeedSource) -> None:
         async def handle(raw: dict[str, Any]) -> None:
             try:
-                snap = book_from_ccxt(src.instrument_id, raw, src.book_depth,
-                                      int(time.time() * 1000))
+                snap = book_from_ccxt(src.instrument_id, raw, src.book_depth, self.clock.now_ms())
             except (KeyError, ValueError, TypeError) as exc:
                 self._bad(src, exc)
                 return
@@ -536,11 +557,11 @@ def deviating_venues(quotes: Mapping[str, Quote], max_deviation_pct: float) -> d
 
 # -- sync wrapper ------------------------------------------------------------------------------
 class SyncLiveFeed:
-    """Run a :class:`LiveFeed` in a background thread; iterate its events without async.
+    """Run a :class:`LiveFeed` in a background thread; iterate its events without async::
 
-    >>> with SyncLiveFeed(lambda: LiveFeed([...])) as feed:
-    ...     for event in feed.events(timeout=5):
-    ...         ...
+        with SyncLiveFeed(lambda: LiveFeed([FeedSource("binance", "BTC/USDT", ccxt.pro.binance())])) as feed:
+            for event in feed.events(timeout=5):
+                ...
     """
 
     def __init__(self, make_feed: Callable[[], LiveFeed]) -> None:

@@ -1,11 +1,21 @@
 """Replay stored bars and trades as market events, the offline twin of a live feed.
 
->>> feed = ReplayFeed.from_store(store, [("binance", "BTC/USDT", "1m"),
-...                                      ("binance", "ETH/USDT", "1m")], start="2024-01-01")
->>> for ev in feed:              # lyra.core.market.Bar / Trade, in time order
-...     strategy.on_event(ev)
+>>> import tempfile
+>>> from lyra.feeds import MarketStore, import_file
+>>> from lyra.sample_data import sample_ohlcv_dir
+>>> store = MarketStore(tempfile.mkdtemp())     # in a notebook: load_settings().market_dir
+>>> for name in ("binance_BTC-USDT_1h_2018-04", "binance_ETH-USDT_1h_2018-07"):
+...     _ = import_file(sample_ohlcv_dir() / f"{name}.csv.gz", store=store)
+>>> feed = ReplayFeed.from_store(store, [("binance", "BTC/USDT", "1h"),
+...                                      ("binance", "ETH/USDT", "1h")], start="2018-04-15")
+>>> len(feed)
+823
+>>> events = list(feed)        # lyra.core.market.Bar / Trade, in time order
+>>> events[0].instrument_id, events[0].close, events[-1].instrument_id
+('binance:BTC/USDT', 8067.87, 'binance:ETH/USDT')
 >>> for chunk in feed.batches(65_536):   # numpy structured arrays (BATCH_DTYPE) for vector code
-...     ...
+...     print(len(chunk), chunk["close"][0])
+823 8067.87
 
 **Event time.** A bar is known only when it closes, so a bar labelled with open time ``ts``
 is replayed at ``ts + timeframe``; a trade at its own ``ts``. Events are merged across sources
@@ -62,8 +72,9 @@ BATCH_DTYPE = np.dtype([
 
 
 @runtime_checkable
-class Clock(Protocol):
-    """What a replay drives: lyra.core.clock's ReplayClock has this method."""
+class AdvanceableClock(Protocol):
+    """What a replay drives: a clock it can move forward (lyra.core.clock's ReplayClock and
+    ManualClock). Not to be confused with :class:`lyra.core.clock.Clock`, which is read."""
 
     def advance_to(self, ts_ms: int) -> None: ...
 
@@ -109,7 +120,7 @@ class ReplaySource:
 class ReplayFeed:
     """Plays sources (bars and/or trades of one or more instruments) in event-time order."""
 
-    def __init__(self, sources: Sequence[ReplaySource], *, clock: Clock | None = None,
+    def __init__(self, sources: Sequence[ReplaySource], *, clock: AdvanceableClock | None = None,
                  speed: float | None = None, max_sleep: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if speed is not None and not speed > 0:

@@ -102,9 +102,21 @@ class _Manifest:
 class MarketStore:
     """Parquet store of bars and trades. Cheap to create; holds no open files.
 
-    >>> store = MarketStore(tmp_path)
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> store = MarketStore(tempfile.mkdtemp())   # in a notebook: load_settings().market_dir
+    >>> df = pd.DataFrame({"open": [1.0, 2.0, 3.0], "high": [2.0, 3.0, 4.0], "low": [0.5, 1.5, 2.5],
+    ...                    "close": [1.5, 2.5, 3.5], "volume": [10.0, 11.0, 12.0]},
+    ...                   index=pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC"))
     >>> store.write_bars("binance", "BTC/USDT", "1h", df)      # rows added
-    >>> store.read_bars("binance", "BTC/USDT", "1h", start="2024-01-01")
+    3
+    >>> store.write_bars("binance", "BTC/USDT", "1h", df)      # already stored: nothing added
+    0
+    >>> store.read_bars("binance", "BTC/USDT", "1h", start="2024-01-01 01:00")
+                               open  high  low  close  volume
+    time
+    2024-01-01 01:00:00+00:00   2.0   3.0  1.5    2.5    11.0
+    2024-01-01 02:00:00+00:00   3.0   4.0  2.5    3.5    12.0
     """
 
     def __init__(self, root: Path | str, *, compression: str = "snappy") -> None:

@@ -1,9 +1,22 @@
 """Quality checks for bars and trades: find, quarantine (with a reason), report.
 
+>>> import pandas as pd
+>>> df = pd.DataFrame({"open": [1.0, 3.0, 4.0], "high": [2.0, 0.1, 5.0], "low": [0.5, 2.5, 3.5],
+...                    "close": [1.5, 3.5, 4.5], "volume": [10.0, 12.0, 13.0]},
+...                   index=pd.to_datetime(["2024-01-01 00:00", "2024-01-01 02:00",  # 01:00 missing
+...                                         "2024-01-01 03:00"], utc=True))
 >>> res = validate_bars(df, "1h")                 # policy "quarantine" by default
->>> res.clean, res.quarantine, res.gaps           # nothing is dropped silently
->>> res.report()                                  # counts by problem + worst gaps
->>> validate_bars(df, "1h", ValidationConfig(policy="ffill")).clean   # gaps filled
+>>> len(res.clean), res.quarantine["reason"].tolist(), len(res.gaps)  # nothing dropped silently
+(2, ['ohlc_inconsistent'], 1)
+>>> report = res.report()                         # counts by problem + worst gaps
+>>> report.loc[report["count"] > 0, ["check", "count"]]
+                check  count
+0                rows      3
+6   ohlc_inconsistent      1
+10               gaps      1
+11       missing_bars      1
+>>> validate_bars(df, "1h", ValidationConfig(policy="ffill")).clean["filled"].tolist()  # gaps filled
+[False, True, True, False]
 
 Rules for bars (each bad row gets one quarantine entry per problem):
 

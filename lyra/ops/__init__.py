@@ -1,10 +1,12 @@
 """Operations: papermill runs of parameterised notebooks (the run registry), their schedules
 and the scheduler daemon, data fingerprints for reproducibility.
 
->>> from lyra.ops import run_notebook, rerun, list_runs
->>> run = run_notebook("notebooks/paper_session.ipynb", {"end": "2017-09-01"})
->>> rerun(run["run_id"])["comparison"]["results_match"]
-True
+A run starts a Jupyter kernel, so this is not run as a doctest (the tests run it)::
+
+    from lyra.ops import run_notebook, rerun, list_runs
+
+    run = run_notebook("notebooks/paper_session.ipynb", {"end": "2017-09-01"})
+    rerun(run["run_id"])["comparison"]["results_match"]   # True: same data, same results
 """
 
 from lyra.ops.context import (

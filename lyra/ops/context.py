@@ -4,9 +4,14 @@ Import-light on purpose (no papermill, no database): notebooks call these at the
 end. Outside ``lyra run`` / ``lyra schedule`` (plain JupyterLab) they return what they were
 given and write nothing.
 
->>> from lyra.ops.context import record_reads, record_results, session_reads
+>>> from lyra.ops.context import current_run_id, record_reads, record_results, session_reads
+>>> config = {"venue": "binance", "symbols": ["BTC/USDT"], "timeframe": "1h", "end": "2018-05-01"}
 >>> record_reads(session_reads(config))           # the bars a session will replay
+[DataRange(venue='binance', symbol='BTC/USDT', timeframe='1h', start=None, end='2018-05-01')]
 >>> record_results({"fills": 12, "final_equity": "10012.50"})
+{'fills': 12, 'final_equity': '10012.50'}
+>>> current_run_id() is None                      # plain JupyterLab: nothing was written
+True
 """
 
 from __future__ import annotations

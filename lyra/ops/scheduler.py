@@ -230,9 +230,9 @@ class _Retry:
 
 class Scheduler:
     """The daemon's loop. ``run()`` until stopped (SIGTERM/SIGINT or ``duration_s``); on stop
-    it launches no new fires but lets running ones finish (timeouts and retries still apply).
+    it launches no new fires but lets running ones finish (timeouts and retries still apply)::
 
-    >>> Scheduler(engine, settings, max_concurrent=2).run()
+        Scheduler(engine, settings, max_concurrent=2).run()   # what `lyra schedule` runs
     """
 
     def __init__(self, engine: Engine, settings: Any, *, max_concurrent: int = 2, poll_s: float = 0.5,

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from lyra.core.errors import ValidationError
 from lyra.readside.book import BookView, query_book, query_book_instruments, query_spread_depth
+from lyra.session.lease import session_statuses
 from lyra.store.tables import events, fills, orders, positions
 from lyra.store.tables_risk import breaker_trips, kill_requests, trading_state
 from lyra.store.tables_session import sessions
@@ -175,20 +176,27 @@ class ReadModel:
 
     # ------------------------------------------------------------------ sessions
     def sessions(self) -> list[SessionInfo]:
-        """Every registered session, newest first."""
+        """Every registered session, newest first. ``status`` is ``running`` only while the
+        session's owner holds its lease; one whose process died shows ``stale``."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(sessions).order_by(sessions.c.created_ts.desc())).all()
-        return [_session_info(r._mapping) for r in rows]
+            q = sa.select(sessions).order_by(sessions.c.created_ts.desc())
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        live = session_statuses(self.engine, rows)
+        return [_session_info(m, live[m["session_id"]]) for m in rows]
 
     def session(self, session_id: str) -> SessionInfo | None:
         """One session, or None when it does not exist (any more)."""
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(sessions).where(sessions.c.session_id == session_id)).one_or_none()
-        return None if r is None else _session_info(r._mapping)
+        if r is None:
+            return None
+        m = dict(r._mapping)
+        return _session_info(m, session_statuses(self.engine, [m])[session_id])
 
     def default_session_id(self) -> str | None:
-        """The session a dashboard opens on: a running one, else the newest."""
-        found = self.sessions()
+        """The session a dashboard opens on: a running one, else the newest that is not stale
+        (a session whose process died is never opened by default); None if there is none."""
+        found = [s for s in self.sessions() if s.status != "stale"]
         running = [s for s in found if s.status == "running"]
         pick = running or found
         return pick[0].session_id if pick else None
@@ -363,7 +371,8 @@ class ReadModel:
     ) -> pd.DataFrame:
         """Bars from the market store: ts, time (naive UTC), open, high, low, close, volume.
         Empty when the store has no such dataset."""
-        from lyra.feeds import MarketStore
+        # the store module only: lyra.feeds' __init__ also loads the importer and downloader
+        from lyra.feeds.store import MarketStore
 
         if self.market_dir is None:
             raise ValidationError("market_dir", None, "no market store configured", "pass market_dir")
@@ -418,7 +427,7 @@ class ReadModel:
             return query_book_instruments(conn)
 
 
-def _session_info(m: Any) -> SessionInfo:
+def _session_info(m: Any, status: str | None = None) -> SessionInfo:
     try:
         cfg = json.loads(m["config"])
     except (TypeError, ValueError):
@@ -428,7 +437,7 @@ def _session_info(m: Any) -> SessionInfo:
     return SessionInfo(
         session_id=m["session_id"],
         mode=m["mode"],
-        status=m["status"],
+        status=m["status"] if status is None else status,
         strategy=cfg.get("strategy", ""),
         venue=cfg.get("venue", ""),
         symbols=symbols,

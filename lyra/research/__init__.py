@@ -1,10 +1,13 @@
 """Research on the strategy contract's vectorized form: vectorbt backtests, metrics,
-parameter sweeps (Dask for scale-out), walk-forward analysis, plots and sample data.
+parameter sweeps (Dask for scale-out), walk-forward analysis, plots and sample data. vectorbt
+compiles with numba on first use (~30 s), so the examples here are not run as doctests (the
+research tests run them)::
 
->>> from lyra.research import backtest, sample_data, sweep
->>> from lyra.strategy import SmaCross
->>> df = sample_data("coinbase_BTC-USD_1h")
->>> backtest(SmaCross(fast=10, slow=30), df).metrics
+    from lyra.research import backtest, sample_data, sweep
+    from lyra.strategy import SmaCross
+
+    df = sample_data("coinbase_BTC-USD_1h")
+    backtest(SmaCross(fast=10, slow=30), df).metrics   # a dict: sharpe, n_trades, final_equity...
 """
 
 from lyra.research import metrics

@@ -1,7 +1,7 @@
-"""Backtests of the strategy contract's vectorized form on vectorbt.
+"""Backtests of the strategy contract's vectorized form on vectorbt::
 
->>> res = backtest(SmaCross(fast=10, slow=30), sample_data("coinbase_BTC-USD_1h"))
->>> res.metrics["sharpe"], res.trades, res.equity, res.drawdown, res.exposure
+    res = backtest(SmaCross(fast=10, slow=30), sample_data("coinbase_BTC-USD_1h"))
+    res.metrics["sharpe"], res.trades, res.equity, res.drawdown, res.exposure
 
 Costs come from :class:`lyra.execution.costs.CostModel` (taker fee and slippage), the very
 object the paper broker charges with. **Fills:** a signal on bar t's close fills at bar t+1's

@@ -1,8 +1,8 @@
-"""Parameter sweeps: grid or random search, ranked by any metric, optionally on Dask.
+"""Parameter sweeps: grid or random search, ranked by any metric, optionally on Dask::
 
->>> res = sweep(data, SmaCross, {"fast": range(5, 51, 5), "slow": range(20, 201, 5)})
->>> res.ranked("sharpe").head()          # best first
->>> res.heatmap("fast", "slow", "sharpe")
+    res = sweep(data, SmaCross, {"fast": range(5, 51, 5), "slow": range(20, 201, 5)})
+    res.ranked("sharpe").head()          # best first
+    res.heatmap("fast", "slow", "sharpe")
 
 Speed: the crossover family (``SmaCross``, long-only) runs on a numba kernel that computes
 each moving average **once per unique window** and derives every combination's signals on

@@ -1,9 +1,9 @@
-"""Walk-forward analysis: optimise in-sample, evaluate the winner out-of-sample, roll on.
+"""Walk-forward analysis: optimise in-sample, evaluate the winner out-of-sample, roll on::
 
->>> wf = walk_forward(data, SmaCross, {"fast": [5, 10, 20], "slow": [30, 50, 100]},
-...                   train_bars=2000, test_bars=500)
->>> wf.folds            # one row per fold: windows, chosen parameters, in/out-of-sample metric
->>> wf.plot()
+    wf = walk_forward(data, SmaCross, {"fast": [5, 10, 20], "slow": [30, 50, 100]},
+                      train_bars=2000, test_bars=500)
+    wf.folds            # one row per fold: windows, chosen parameters, in/out-of-sample metric
+    wf.plot()
 
 Each fold sweeps the grid on ``train_bars`` bars and picks the best ``metric``. The winner's
 signals are then computed on train + test bars (so its indicators are warm at the start of the

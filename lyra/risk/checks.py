@@ -14,6 +14,11 @@ Position and exposure limits only stop orders that make things worse: an order t
 a measure down passes even when the book is over the limit (so a book can always be cut).
 The projected position counts this order and the account's open orders on the same
 instrument and side (the worst case if they all fill).
+
+What an order costs — the fee, the buffer a market buy reserves, the venue's lot and
+minimums — is :class:`lyra.core.costs.CostRule`, the very rule the paper broker reserves by:
+a buy the balance check resizes to fit is never rejected by that broker for funds. The rule
+comes from the context (``RiskContext.costs``, the broker's) or else from the instrument.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lyra.core.costs import CostRule
 from lyra.core.enums import OrderType, Side
 from lyra.core.errors import InvalidOrder
 from lyra.core.instrument import Instrument
 from lyra.core.orders import Order
+from lyra.core.values import plain_str
 from lyra.risk.var import incremental_var
 
 if TYPE_CHECKING:
@@ -163,8 +170,25 @@ class OrderView:
 
 def fmt_qty(q: Decimal) -> str:
     """A quantity as plain digits, no exponent: ``Decimal('1E+1')`` → ``'10'``."""
-    s = format(q.normalize(), "f")
-    return s
+    return plain_str(q)
+
+
+_RULES: dict[Instrument, CostRule] = {}
+
+
+def cost_rule(ctx: RiskContext, inst: Instrument) -> CostRule:
+    """The cost rule of ``inst``: the broker's from the context, else the instrument's own."""
+    costs = ctx.costs
+    if costs is not None:
+        rule = costs.get(inst.id)
+        if rule is not None:
+            return rule
+    rule = _RULES.get(inst)
+    if rule is None:
+        if len(_RULES) > 10_000:  # bounded: instruments are few, but never grow without end
+            _RULES.clear()
+        rule = _RULES[inst] = CostRule.of(inst)
+    return rule
 
 
 def floor_to_lot(q: Decimal, step: Decimal) -> Decimal:
@@ -199,6 +223,13 @@ def check_instrument_rules(o: OrderView, ctx: RiskContext, lim: ResolvedLimits, 
         o.inst.check_order(o.qty, o.limit_price)
     except InvalidOrder as exc:
         return f"instrument_rules: {exc}"
+    if not o.is_limit and o.inst.min_notional > 0:
+        # A market (or stop) order's value, at its stop or the mark, against the venue's
+        # minimum: what the broker checks on arrival (a limit's was checked at its limit).
+        rule = cost_rule(ctx, o.inst)
+        why = rule.minimum_problem(o.qty, rule.reference(stop=o.order.intent.stop_price, market=o.mark))
+        if why:
+            return f"instrument_rules: {why}"
     return None
 
 
@@ -375,19 +406,33 @@ def check_balance(o: OrderView, ctx: RiskContext, lim: ResolvedLimits, book: Acc
         return None
     inst = o.inst
     if mode == "spot":
+        # The broker's reservation (lyra.core.costs): a buy needs its limit, or the mark plus
+        # the market buffer, times the quantity plus the taker fee; a sell needs the base.
+        rule = cost_rule(ctx, inst)
+        limit = o.limit_price if o.is_limit else None
+        stop = o.order.intent.stop_price
         if o.sign > 0:
             free = ctx.balances.get(inst.quote, ZERO)
-            unit = o.price * (ONE + inst.taker_fee)
-            need = o.qty * unit
-            if need > free:
-                return Resize(free / unit,
-                              f"balance: needs {need:.2f} {inst.quote}, free {free:.2f} {inst.quote}")
-            return None
-        free = ctx.balances.get(inst.base, ZERO)
-        if o.qty > free:
-            return Resize(free,
-                          f"balance: needs {fmt_qty(o.qty)} {inst.base}, free {fmt_qty(free)} {inst.base}")
-        return None
+            unit = rule.unit_price(limit=limit, stop=stop, market=o.mark)
+            if unit is None:
+                return None
+            need = rule.reserve(o.qty, unit)
+            if need <= free:
+                return None
+            reason = f"balance: needs {need:.2f} {inst.quote}, free {free:.2f} {inst.quote}"
+            fit = rule.affordable(free, unit)
+        else:
+            free = ctx.balances.get(inst.base, ZERO)
+            if o.qty <= free:
+                return None
+            reason = f"balance: needs {fmt_qty(o.qty)} {inst.base}, free {fmt_qty(free)} {inst.base}"
+            fit = rule.floor(free)
+        if fit > 0:
+            # What fits must also be an order the venue takes, or resizing only moves the refusal.
+            why = rule.minimum_problem(fit, rule.reference(limit=limit, stop=stop, market=o.mark))
+            if why:
+                return f"{reason}; the {fmt_qty(fit)} {inst.base} that fits is refused by the venue: {why}"
+        return Resize(fit, reason)
     # margin: exposure-adding orders need the initial margin in free quote currency.
     if o.reduces():
         return None

@@ -39,6 +39,16 @@ def _open() -> Any:
     return settings, store, KillSwitch(store)
 
 
+def _require_session(engine: Any, session_id: str) -> None:
+    """Refuse to halt a session that does not exist (a typo would halt nothing real)."""
+    from lyra.core.errors import ValidationError
+    from lyra.session.registry import SessionRegistry
+
+    if SessionRegistry(engine).get(session_id) is None:
+        raise ValidationError("--session", session_id, "no such session: nothing was halted",
+                              "`lyra session status` lists them; --all halts every session")
+
+
 def _which(session: str | None, all_: bool) -> str | None:
     if (session is None) == (not all_):
         _fail("say which: --session ID (one session) or --all (every session sharing the database)")
@@ -56,14 +66,19 @@ def kill_command(
     target = _which(session, all_)
     if not actor.strip():
         _fail("--actor NAME is required: the kill switch records who pulled it")
+    store = None
     try:
         _, store, ks = _open()
+        if target is not None:
+            _require_session(store.engine, target)
         req = ks.pull(session_id=target, flatten=flatten, actor=actor, reason=reason)
     except LyraError as exc:
         _fail(str(exc))
+    finally:
+        if store is not None:  # closed on the error paths too, not left to the garbage collector
+            store.engine.dispose()
     console.print(f"[bold red]HALTED[/] {req.scope} (kill request {req.id}, "
                   f"{'cancel + flatten' if req.flatten else 'cancel open orders'}) by {req.actor}")
-    store.engine.dispose()
 
 
 @risk_app.command("rearm")
@@ -78,6 +93,7 @@ def rearm_command(
     from lyra.auth.permissions import PermissionDenied, parse_role
 
     target = _which(session, all_)
+    store = None
     try:
         r = parse_role(role)
         _, store, ks = _open()
@@ -86,8 +102,10 @@ def rearm_command(
         _fail(str(exc), code=3)
     except LyraError as exc:
         _fail(str(exc))
+    finally:
+        if store is not None:  # a refused re-arm must close its connections too
+            store.engine.dispose()
     console.print(f"[green]re-armed[/] {st.scope} by {actor} ({r.value}); state {st.state.value}")
-    store.engine.dispose()
 
 
 @risk_app.command("status")
@@ -98,6 +116,7 @@ def status_command(
     """Trading states, kill requests, breaker trips and (with --config) position-limit usage."""
     from lyra.risk.config import RiskConfig
 
+    store = None
     try:
         cfg = RiskConfig.from_toml(config) if config else None
         _, store, ks = _open()
@@ -105,6 +124,8 @@ def status_command(
         requests = ks.requests(limit)
         trips = store.recent_trips(limit)
     except LyraError as exc:
+        if store is not None:
+            store.engine.dispose()
         _fail(str(exc))
     t = Table(title="trading state")
     for c in ("scope", "state", "since (ms UTC)", "by", "reason", "version"):
@@ -128,9 +149,11 @@ def status_command(
         t.add_row(tr.account_id, tr.breaker, tr.instrument_id, tr.action.value, str(tr.ts),
                   "re-arm" if tr.until_ts is None else str(tr.until_ts), tr.reason)
     console.print(t if trips else "breaker trips: none")
-    if cfg is not None:
-        _print_usage(store.engine, cfg)
-    store.engine.dispose()
+    try:
+        if cfg is not None:
+            _print_usage(store.engine, cfg)
+    finally:
+        store.engine.dispose()
 
 
 def _print_usage(engine: sa.Engine, cfg: Any) -> None:

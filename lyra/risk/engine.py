@@ -1,8 +1,26 @@
 """The pre-trade risk engine: every order passes here before any broker sees it.
 
->>> engine = RiskEngine(config, TradingStateStore(log), clock=clock, account_id="s1")
->>> decision = engine.check(order, ctx)      # ctx: a RiskContext the session builds
->>> decision.approved, decision.reason, decision.quantity
+>>> from decimal import Decimal
+>>> from lyra.audit import EventLog
+>>> from lyra.core import Instrument, Order, OrderIntent, ReplayClock
+>>> from lyra.risk import Limits, RiskConfig, RiskContext, TradingStateStore
+>>> from lyra.store import create_engine_for, upgrade
+>>> db = create_engine_for("sqlite://")       # any migrated Lyra database
+>>> upgrade(db)
+>>> btc = Instrument("BTC/USDT", "binance", "BTC", "USDT", Decimal("0.01"), Decimal("0.001"))
+>>> now = 1_700_000_000_000
+>>> config = RiskConfig(defaults=Limits(max_order_qty=Decimal(2)))
+>>> engine = RiskEngine(config, TradingStateStore(EventLog(db)), clock=ReplayClock(now), account_id="s1")
+>>> ctx = RiskContext(account_id="s1", positions={}, marks={btc.id: Decimal(30_000)},  # the session
+...                   equity=Decimal(100_000), balances={"USDT": Decimal(100_000)},   # builds this
+...                   open_orders=[], instruments={btc.id: btc}, now=now, last_md_ts={btc.id: now})
+>>> decision = engine.check(Order("s1-00000001", OrderIntent(btc.id, "buy", Decimal(1)), now), ctx)
+>>> decision.approved, decision.quantity
+(True, Decimal('1'))
+>>> decision = engine.check(Order("s1-00000002", OrderIntent(btc.id, "buy", Decimal(3)), now), ctx)
+>>> decision.approved, decision.reason
+(False, 'max_order_qty: 3 > 2 BTC')
+>>> db.dispose()
 
 The session records ``decision.to_payload()`` (kind ``risk.decision``) in the same
 transaction as the order, and hands ``decision.decision_id`` to the broker, which refuses an
@@ -24,6 +42,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from lyra.core.clock import Clock
+from lyra.core.costs import CostRule
 from lyra.core.enums import Side
 from lyra.core.instrument import Instrument
 from lyra.core.orders import Order, OrderIntent
@@ -117,7 +136,10 @@ class RiskContext:
     Money (marks, equity, balances) is in the config's ``currency``; positions are signed
     base quantities. ``covariance`` and ``covariance_instruments`` (its column order) are
     needed only when a ``max_var`` limit is set. ``exposure``, if given, must describe the
-    same positions and marks (see :class:`ExposureBook`).
+    same positions and marks (see :class:`ExposureBook`). ``costs`` are the broker's cost
+    rules by instrument (e.g. ``PaperBroker.cost_rules()``): the balance check sizes buys by
+    what that broker reserves; without them, the instrument's own rule
+    (:meth:`lyra.core.costs.CostRule.of`).
     """
 
     account_id: str
@@ -132,6 +154,7 @@ class RiskContext:
     covariance: CovarianceModel | None = None
     covariance_instruments: Sequence[str] = ()
     exposure: ExposureBook | None = None  #: optional: makes the exposure checks O(1)
+    costs: Mapping[str, CostRule] | None = None  #: optional: the broker's cost rule per instrument
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from lyra.auth.permissions import Action, Role, require
 from lyra.core.errors import ValidationError
 from lyra.risk._types import GLOBAL_SCOPE, KillRequest, ScopeState, TradingState, account_scope
-from lyra.risk.state import TradingStateStore, _wall_ms
+from lyra.risk.state import TradingStateStore
 from lyra.store.tables_risk import kill_acks, kill_requests
 
 
@@ -46,7 +46,7 @@ class KillSwitch:
         if not actor or not actor.strip():
             raise ValidationError("actor", actor, "say who pulls the kill switch", "--actor NAME")
         scope = self.scope_for(session_id)
-        ts = _wall_ms()
+        ts = self.store.clock.now_ms()
         with self.store.log.transaction() as tx:
             res = tx.conn.execute(kill_requests.insert().values(
                 scope=scope, flatten=flatten, actor=actor, reason=reason, ts=ts, closed_ts=None,
@@ -78,7 +78,7 @@ class KillSwitch:
     def acknowledge(self, request: KillRequest, session_id: str, *, cancelled: int,
                     flatten_orders: int) -> None:
         """Record that ``session_id`` cancelled its orders (and sent the flattening) for ``request``."""
-        ts = _wall_ms()
+        ts = self.store.clock.now_ms()
         with self.store.log.transaction() as tx:
             tx.append("risk.kill_ack", {"request_id": request.id, "scope": request.scope,
                                         "cancelled": cancelled, "flatten_orders": flatten_orders},

@@ -4,7 +4,8 @@ Several session processes share one database. A kill switch pulled anywhere must
 all quickly, yet a pre-trade check must not cost a database round-trip. So the store caches
 each scope's row and re-reads only when
 
-* the cached copy is older than ``poll_interval_ms`` of the **wall** clock (default 250 ms) —
+* the cached copy is older than ``poll_interval_ms`` of the store's **wall** clock (default
+  250 ms; a replayed session's data clock plays no part) —
   :meth:`TradingStateStore.refresh` is called by the engine before every decision, so no
   order is approved on a copy older than that; and then
 * a cheap version query (``SELECT scope, version``) says a row changed: only then are the
@@ -17,14 +18,14 @@ is a row in the database: it survives restarts until someone with the right role
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lyra.audit.log import EventLog, LogTransaction
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.errors import ValidationError
 from lyra.risk._types import (
     GLOBAL_SCOPE,
@@ -36,18 +37,15 @@ from lyra.risk._types import (
 from lyra.store.tables import audit_head
 from lyra.store.tables_risk import breaker_trips, trading_state
 
-_MS = 1_000_000  # ns per ms
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // _MS
+_NEVER = -(1 << 62)  # a cache never read: the next refresh reads
 
 
 class TradingStateStore:
     """Trading states per scope (``global``, ``account:<id>``), cached with a version check.
 
     ``log`` is the event log every change is recorded in (its engine is the database).
-    ``monotonic_ns`` is the wall clock used for the poll interval (injectable for tests).
+    ``clock`` times the poll interval and stamps the changes (``now_ms``); it is the wall
+    clock unless a test hands in a :class:`~lyra.core.clock.ManualClock`.
     """
 
     def __init__(
@@ -55,16 +53,15 @@ class TradingStateStore:
         log: EventLog,
         *,
         poll_interval_ms: int = 250,
-        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         if poll_interval_ms < 0:
             raise ValidationError("poll_interval_ms", poll_interval_ms, "must not be negative")
         self.log = log
         self.poll_interval_ms = poll_interval_ms
-        self._poll_ns = poll_interval_ms * _MS
-        self._monotonic = monotonic_ns
+        self.clock = clock
         self._cache: dict[str, ScopeState] = {GLOBAL_SCOPE: ScopeState.default(GLOBAL_SCOPE)}
-        self._read_at = -(1 << 62)  # never read: the first refresh reads
+        self._read_at = _NEVER
         self._scopes: dict[str, str] = {}  # account id -> its scope string (hot path)
         self.reads = 0  #: full-row reads done (for tests and metrics)
         self.version_checks = 0  #: version queries done
@@ -79,15 +76,15 @@ class TradingStateStore:
         scope = account_scope(account_id)
         if scope not in self._cache:
             self._cache[scope] = ScopeState.default(scope)
-            self._read_at = -(1 << 62)
+            self._read_at = _NEVER
 
     def refresh(self, *, force: bool = False) -> bool:
         """Re-read changed scopes if the cache is older than the poll interval. True if read.
 
         Raises whatever the database raises: the engine turns that into a rejection.
         """
-        now = self._monotonic()
-        if not force and now - self._read_at < self._poll_ns:
+        now = round(self.clock.monotonic_s() * 1000)  # whole ms: the interval is exact
+        if not force and now - self._read_at < self.poll_interval_ms:
             return False
         scopes = list(self._cache)
         with self.engine.connect() as conn:
@@ -113,7 +110,7 @@ class TradingStateStore:
         st = self._cache.get(scope)
         if st is None:
             self._cache[scope] = st = ScopeState.default(scope)
-            self._read_at = -(1 << 62)
+            self._read_at = _NEVER
         return st
 
     def _scope(self, account_id: str) -> str:
@@ -173,7 +170,7 @@ class TradingStateStore:
         # serialises writers before the read-modify-write of the state row below, even when
         # the row does not exist yet. SQLite's BEGIN IMMEDIATE already holds the write lock.
         tx.conn.execute(sa.select(audit_head.c.seq).where(audit_head.c.id == 1).with_for_update())
-        ts = _wall_ms()
+        ts = self.clock.now_ms()
         prev = _read_scope(tx.conn, scope, lock=True)
         new = ScopeState(scope, st, reason, actor, ts, prev.version + 1, prev.rearms + int(rearm))
         payload: dict[str, Any] = {
@@ -190,7 +187,7 @@ class TradingStateStore:
             tx.conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**values))
         # Not committed yet (the caller's transaction): do not trust it in the cache, re-read
         # on the next refresh instead.
-        self._read_at = -(1 << 62)
+        self._read_at = _NEVER
         return new
 
     def record_trip(self, trip: BreakerTrip, *, session_id: str = "") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,7 +96,11 @@ def start(
         _, engine = open_engine()
         existing = SessionRegistry(engine).get(cfg.session_id)
         if existing is not None:
-            raise ConfigError("session_id", cfg.session_id, f"already exists ({existing['status']})",
+            from lyra.session.lease import SessionLease
+
+            SessionLease(engine, cfg.session_id).check_free()  # alive: say who owns it
+            st = _status_of(engine, existing)
+            raise ConfigError("session_id", cfg.session_id, f"already exists ({st})",
                               f"use `lyra session resume {cfg.session_id}` or another id")
         result = run_session(cfg, quiet=quiet)
     except LyraError as exc:
@@ -108,6 +113,7 @@ def resume(session_id: str, quiet: Annotated[bool, typer.Option(help="No progres
     """Resume a session after a crash or stop: re-verify its log, then continue."""
     from lyra.bootstrap import open_engine
     from lyra.session.config import SessionConfig
+    from lyra.session.lease import SessionLease
     from lyra.session.registry import SessionRegistry
 
     try:
@@ -116,6 +122,7 @@ def resume(session_id: str, quiet: Annotated[bool, typer.Option(help="No progres
         if row is None:
             raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
         cfg = SessionConfig(**json.loads(row["config"]))
+        SessionLease(engine, session_id).check_free()  # refused at once, before reading its log
         result = run_session(cfg, quiet=quiet)
     except LyraError as exc:
         _fail(str(exc))
@@ -130,8 +137,12 @@ def stop(session_id: str) -> None:
 
     try:
         _, engine = open_engine()
-        if not SessionRegistry(engine).request_stop(session_id):
-            raise ConfigError("session_id", session_id, "no such session")
+        reg = SessionRegistry(engine)
+        row = reg.get(session_id)
+        if row is None:
+            raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
+        _require_running(engine, row, "nothing to stop")
+        reg.request_stop(session_id)
     except LyraError as exc:
         _fail(str(exc))
     console.print(f"stop requested for {session_id}")
@@ -153,15 +164,44 @@ def status(session_id: Annotated[str | None, typer.Argument()] = None) -> None:
         _fail(str(exc))
     if session_id and rows[0] is None:
         _fail(f"no session {session_id!r}")
+    from lyra.session.lease import read_leases, session_statuses
+
+    found = [r for r in rows if r is not None]
+    statuses = session_statuses(engine, found)
+    leases = read_leases(engine)
     t = Table(title="sessions")
-    for c in ("session", "mode", "status", "events", "data time", "heartbeat", "pid", "error"):
+    for c in ("session", "mode", "status", "events", "data time", "heartbeat", "owner", "error"):
         t.add_column(c)
 
     def fmt(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
 
-    for r in rows:
-        assert r is not None
-        t.add_row(r["session_id"], r["mode"], r["status"], f"{r['events_processed']:,}", fmt(r["data_ts"]),
-                  fmt(r["heartbeat_ts"]), str(r["pid"] or ""), r["error"][:80])
+    for r in found:
+        lease = leases.get(r["session_id"])
+        owner = str(r["pid"] or "")
+        if lease is not None and lease.epoch > 0:
+            owner = f"pid {lease.pid}@{lease.host} epoch {lease.epoch} until {fmt(lease.expires_ts)}"
+        t.add_row(r["session_id"], r["mode"], statuses[r["session_id"]], f"{r['events_processed']:,}",
+                  fmt(r["data_ts"]), fmt(r["heartbeat_ts"]), owner, r["error"][:80])
     console.print(t)
+
+
+def _status_of(engine: Any, row: dict[str, Any]) -> str:
+    from lyra.session.lease import session_statuses
+
+    return session_statuses(engine, [row])[row["session_id"]]
+
+
+def _require_running(engine: Any, row: dict[str, Any], what: str) -> None:
+    """Refuse (naming the session and what to do) unless ``row``'s session is really running."""
+    from lyra.session.lease import read_lease, stale_reason
+
+    sid = row["session_id"]
+    st = _status_of(engine, row)
+    if st == "stale":
+        why = stale_reason(read_lease(engine, sid), int(row["heartbeat_ts"]), time.time_ns() // 1_000_000)
+        raise ConfigError("session_id", sid, f"is stale: {why}; {what}",
+                          f"`lyra session resume {sid}` to run it again")
+    if st != "running":
+        raise ConfigError("session_id", sid, f"is {st}, not running: {what}",
+                          f"`lyra session resume {sid}` to run it again")

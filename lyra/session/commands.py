@@ -163,6 +163,12 @@ class CommandQueue:
         if row["mode"] not in ("paper", "live"):
             raise ValidationError("session_id", session_id,
                                   f"a {row['mode']} session takes no operator orders")
+        from lyra.session.lease import read_lease, session_statuses, stale_reason
+
+        if session_statuses(self.engine, [row])[session_id] == "stale":  # its owner died
+            why = stale_reason(read_lease(self.engine, session_id), int(row["heartbeat_ts"]), _wall_ms())
+            raise ValidationError("session_id", session_id, f"session is stale: {why}; nothing would "
+                                  "execute the order", f"`lyra session resume {session_id}` to run it again")
         age = _wall_ms() - int(row["heartbeat_ts"])
         if age > STALE_AFTER_MS:
             raise ValidationError("session_id", session_id,

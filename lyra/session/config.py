@@ -38,6 +38,8 @@ class SessionConfig(BaseModel):
 
     session_id: str
     mode: Literal["backtest", "paper", "live"] = "backtest"
+    #: a shipped strategy (``sma_cross``, ``rsi_reversion``, ``bollinger``) or an import path
+    #: ``"package.module:Class"`` to a subclass of ``lyra.strategy.Strategy``
     strategy: str = "sma_cross"
     params: dict[str, Any] = Field(default_factory=dict)
     venue: str = "binance"
@@ -63,12 +65,28 @@ class SessionConfig(BaseModel):
     sandbox: bool = False
     #: live mode, restart reconciliation: orphans ``cancel``/``adopt``/``leave``
     reconcile_orphans: Literal["cancel", "adopt", "leave"] = "cancel"
+    #: seconds the session's ownership lease lasts without a heartbeat (``lyra.session.lease``):
+    #: how long a paused or unreachable owner keeps others out. Operational: not logged with
+    #: the config, so it may change between resumes.
+    lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     @field_validator("session_id")
     @classmethod
     def _sid(cls, v: str) -> str:
         if not _SESSION_ID.match(v):
             raise ValueError("use 1-40 letters, digits, '-' or '_'")
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        # Resolved now, so a bad name or path is refused before anything is written.
+        from lyra.strategy.registry import strategy_class
+
+        try:
+            strategy_class(v)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.problem} ({exc.hint})" if exc.hint else exc.problem) from None
         return v
 
     @field_validator("timeframe")

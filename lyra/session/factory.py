@@ -45,8 +45,11 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
                          latency=LatencyModel(config.latency_ms, config.latency_ms))
     if risk is None:
         risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
+    # Risk sizes orders by what this broker reserves (one cost rule: lyra.core.costs).
+    costs = broker.cost_rules()
     return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
-                   clock=clock, jsonl_path=jsonl_path, risk_context=risk_context)
+                   clock=clock, jsonl_path=jsonl_path,
+                   risk_context=lambda session, order: risk_context(session, order, costs=costs))
 
 
 def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path | None = None,
@@ -127,8 +130,9 @@ def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayCloc
                       session_id=config.session_id, instruments=instruments)
 
 
-def risk_context(session: Session, order: Order) -> Any:
-    """What the risk engine sees for one order: positions, marks, equity, balances, orders."""
+def risk_context(session: Session, order: Order, *, costs: Any = None) -> Any:
+    """What the risk engine sees for one order: positions, marks, equity, balances, orders,
+    and the broker's cost rules (``costs``, by instrument) if it has them."""
     from decimal import Decimal
 
     from lyra.risk.engine import RiskContext
@@ -146,4 +150,5 @@ def risk_context(session: Session, order: Order) -> Any:
         instruments=session.instruments,
         now=session.clock.now_ms(),
         last_md_ts=dict(session.last_data_ts),
+        costs=costs,
     )

@@ -38,13 +38,13 @@ from lyra.core.errors import ConfigError
 from lyra.core.instrument import Instrument
 from lyra.core.market import MarketEvent
 from lyra.core.orders import Order, OrderEvent
-from lyra.core.values import ZERO
+from lyra.core.values import ZERO, plain_str
 from lyra.execution.broker import OrderReport
-from lyra.feeds.venues import venue
 from lyra.portfolio import Portfolio
 from lyra.session.config import SessionConfig
 from lyra.session.recorder import SessionRecorder
 from lyra.session.runtime import RiskGate, Session
+from lyra.venues import get_venue
 
 if TYPE_CHECKING:
     from lyra.execution.ccxt_broker import CcxtBroker
@@ -55,12 +55,6 @@ log = logging.getLogger(__name__)
 _BASELINE = "live.baseline"
 _RECONCILED = "reconcile.completed"
 _DIFFERENCE = "reconcile.difference"
-
-
-def _plain(d: Decimal) -> str:
-    """``50000.0`` -> ``"50000"``: the same number always logs as the same text."""
-    s = format(d.normalize(), "f")
-    return s if d == d.to_integral_value() or "." not in s else s.rstrip("0").rstrip(".")
 
 
 # ---------------------------------------------------------------------------- credentials
@@ -101,7 +95,7 @@ def live_exchange(venue_name: str, credentials: Mapping[str, str], *, sandbox: b
     import ccxt
     import ccxt.pro
 
-    caps = venue(venue_name)
+    caps = get_venue(venue_name)
     module: Any = ccxt.pro if pro else ccxt
     ex = getattr(module, caps.ccxt_id)({"enableRateLimit": True, **credentials, **options})
     if sandbox:
@@ -120,7 +114,7 @@ def check_live_config(config: SessionConfig) -> None:
         raise ConfigError("mode", config.mode, "not a live session")
     if not config.live_confirm:
         raise ConfigError("live_confirm", False, "live mode trades real money: set live_confirm = true")
-    caps = venue(config.venue)
+    caps = get_venue(config.venue)
     longest = len(config.session_id) + 9  # "<session>-<8 digits>"
     if longest > caps.client_order_id_max_len:
         raise ConfigError("session_id", config.session_id,
@@ -220,7 +214,7 @@ class LiveSession(Session):
         now = max(self.clock.now_ms(), int(time.time() * 1000))
         with self.recorder.transaction() as tx:
             if first:
-                totals = {a: _plain(b.total) for a, b in sorted(res.venue_balances.items())}
+                totals = {a: plain_str(b.total) for a, b in sorted(res.venue_balances.items())}
                 tx.append(_BASELINE, {"balances": totals}, actor=self.actor, session_id=self.sid, ts=now)
             for view in res.adopted:
                 self._adopt_orphan(tx, view, now)
@@ -293,9 +287,14 @@ class LiveSession(Session):
 
     def run(self, *, max_events: int | None = None, on_progress: Any = None) -> Any:
         """Reconcile (once per process), then run the loop on the live feed."""
-        if self.reconciliation is None:
-            self.start()
         try:
+            self.control.acquire()  # own the session before reconciling writes to its log
+            if self.reconciliation is None:
+                try:
+                    self.start()
+                except BaseException:
+                    self.control.finish()  # give the lease back
+                    raise
             return super().run(max_events=max_events, on_progress=on_progress)
         finally:
             self.broker.close()

@@ -65,7 +65,8 @@ def research_orders(config: SessionConfig, data: pd.DataFrame) -> tuple[pd.DataF
 
     from lyra.execution.costs import CostModel
     from lyra.research.backtest import vbt_signal_kwargs
-    from lyra.session.runtime import build_strategy, session_instruments
+    from lyra.session.runtime import session_instruments
+    from lyra.session.strategies import build_strategy
 
     inst = next(iter(session_instruments(config).values()))
     cost = CostModel(maker_fee=inst.maker_fee, taker_fee=inst.taker_fee, slippage_bps=config.slippage_bps)

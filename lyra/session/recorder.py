@@ -127,6 +127,11 @@ class SessionRecorder:
         with self._group.transaction() as tx:
             yield tx
 
+    @property
+    def committed_seq(self) -> int:
+        """Seq of the last entry this recorder committed (0: none yet)."""
+        return self._group.last_seq
+
     def commit(self) -> None:
         """Make everything recorded so far durable (before talking to a real venue, on
         stop, at the end)."""

@@ -32,7 +32,7 @@ from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import ConfigError, IntegrityError, ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import Bar, MarketEvent
-from lyra.core.orders import TRANSITIONS, Fill, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
 from lyra.core.timeutil import timeframe_to_ms
 from lyra.core.values import ZERO, to_decimal
 from lyra.execution.algos import ChildIntent, ParentIntent
@@ -41,8 +41,11 @@ from lyra.portfolio.portfolio import Portfolio
 from lyra.session import algo_runtime
 from lyra.session.commands import SessionCommands
 from lyra.session.config import SessionConfig
+from lyra.session.control import ControlPlane, StopRun
+from lyra.session.lease import LeaseLost
 from lyra.session.recorder import SessionRecorder
 from lyra.session.registry import SessionRegistry
+from lyra.session.strategies import build_strategy
 
 log = logging.getLogger(__name__)
 E = OrderEventType
@@ -97,31 +100,6 @@ class SessionResult:
     seconds: float = 0.0
 
 
-STRATEGIES: dict[str, str] = {
-    "sma_cross": "lyra.strategy.sma_cross:SmaCross",
-    "rsi_reversion": "lyra.strategy.rsi_reversion:RsiReversion",
-    "bollinger": "lyra.strategy.bollinger:Bollinger",
-}
-
-
-def build_strategy(name: str, params: Mapping[str, Any]) -> Any:
-    """The strategy registered as ``name``, with validated ``params`` (``params.execution``
-    is the session's execution algorithm, not the strategy's: see ``lyra.execution.algos``)."""
-    import importlib
-
-    params = algo_runtime.strategy_params(params)
-    target = STRATEGIES.get(name)
-    if target is None:
-        raise ConfigError("strategy", name, "unknown strategy", "known: " + ", ".join(sorted(STRATEGIES)))
-    mod, cls = target.split(":")
-    try:
-        return getattr(importlib.import_module(mod), cls)(dict(params))
-    except ValidationError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"params.{exc.field}", exc.value, exc.problem, exc.hint) from None
-
-
 def session_instruments(config: SessionConfig) -> dict[str, Instrument]:
     """Instrument definitions: the venue's recorded markets, or the config's own specs."""
     from lyra.execution.markets import load_instruments
@@ -165,6 +143,9 @@ class Session:
         self.clock = clock
         self.tf_ms = timeframe_to_ms(config.timeframe)
         self.log = EventLog(engine, jsonl_path, clock=clock)
+        # Lease, polls, pacing, signals, kill switch. Created before the log is read: it notes
+        # how far the log went, so that a takeover can tell if another process wrote since.
+        self.control = ControlPlane(self)
         self.ledger = Ledger(self.log, session_id=self.sid)
         self.actor = f"session:{self.sid}"
         self.recorder = SessionRecorder(self.ledger, self.sid, self.actor)
@@ -205,7 +186,6 @@ class Session:
         # Kill switch: requests pulled from any process (``lyra kill``), polled with the
         # heartbeat. Where one was acted on is recorded (``session.kill`` with the event
         # count), so a resumed run acts on it at the same point and its log stays identical.
-        self._kill = _kill_switch_for(risk)
         self._kills_at: dict[int, dict[str, Any]] = {
             int(r.data()["at_event"]): r.data() for r in self.recorder.expected if r.kind == "session.kill"}
         self.killed = False
@@ -221,18 +201,71 @@ class Session:
     # ------------------------------------------------------------------ the loop
     def run(self, *, max_events: int | None = None, on_progress: Callable[[int], None] | None = None
             ) -> SessionResult:
-        """Run until the data ends, a stop is requested, or ``max_events`` events."""
+        """Run until the data ends, a stop is requested (``lyra session stop``, the kill switch,
+        SIGTERM/SIGINT), or ``max_events`` events. Refused (``LeaseHeld``) if another live
+        process owns the session; stops with ``LeaseLost`` if one takes it over."""
         t_start = time.perf_counter()
-        self.registry.upsert(self.sid, self.config, status="running", pid=os.getpid(),
-                             host=socket.gethostname())
-        if not self.recorder.resuming and not self._has_logged_start():
-            with self.recorder.transaction() as tx:
-                tx.append("session.started", {"config": self.config.model_dump(mode="json")},
-                          actor=self.actor, session_id=self.sid, ts=self.clock.now_ms())
-        elif self.recorder.resuming:
-            with self.recorder.transaction() as tx:  # verifies the logged start entry
-                tx.append("session.started", {"config": self.config.model_dump(mode="json")},
-                          actor=self.actor, session_id=self.sid, ts=self.clock.now_ms())
+        ctl = self.control
+        ctl.start(POLL_INTERVAL_S, on_progress)  # own the session before anything is written
+        n = 0
+        stopped = False
+        try:
+            self.registry.upsert(self.sid, self.config, status="running", pid=os.getpid(),
+                                 host=socket.gethostname())
+            started = {"config": self.config.model_dump(mode="json", exclude={"lease_s"})}
+            if self.recorder.resuming or not self._has_logged_start():  # resuming: verifies it
+                with self.recorder.transaction() as tx:
+                    tx.append("session.started", started, actor=self.actor, session_id=self.sid,
+                              ts=self.clock.now_ms())
+            self._commands_at = self.commands.schedule()
+            fast = self._fast_bars()
+            if fast is not None:
+                n, stopped, _ = self._run_fast(fast, max_events, on_progress)
+            else:
+                n, stopped = self._run_events(max_events, on_progress)
+            clock = self.clock
+            if stopped and self.recorder.resuming:
+                status = "stopped"  # before the re-run caught up with its log: nothing to add
+            else:
+                # Let orders still in flight finish against the last data (latency, next-bar fills).
+                self._drain(clock.now_ms())
+                if not stopped:  # a stop is an operational marker: it must not add state entries
+                    self._snapshot_equity(clock.now_ms())
+                status = "stopped" if stopped else "finished"
+                with self.recorder.transaction() as tx:
+                    tx.append(f"session.{status}", self._summary(), actor=self.actor, session_id=self.sid,
+                              ts=clock.now_ms())
+                if self.recorder.resuming:
+                    raise IntegrityError(
+                        f"session {self.sid}: the log holds {len(self.recorder.expected)} entries the "
+                        "re-run never produced (data shortened since the session started?)"
+                    )
+                self.recorder.commit()
+            self.registry.update(self.sid, status=status, data_ts=clock.now_ms(), events_processed=n)
+            self.commands.close(status)
+        except LeaseLost:
+            self.recorder.rollback()  # another process owns the session now: leave it all to it
+            raise
+        except BaseException as exc:
+            self.recorder.rollback()
+            self.registry.update(self.sid, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            self.commands.close("failed")
+            raise
+        finally:
+            ctl.finish()
+        r = self.result
+        r.events = n
+        r.stopped = stopped
+        r.replayed_entries = self.recorder.replayed
+        r.balances = dict(self.cash)
+        r.positions = dict(self.holdings)
+        r.equity = self.equity()
+        r.seconds = time.perf_counter() - t_start
+        return r
+
+    def _run_events(self, max_events: int | None, on_progress: Callable[[int], None] | None
+                    ) -> tuple[int, bool]:
+        """The generic loop over the feed's events: (events processed, stopped)."""
         tf = self.tf_ms
         advance = self.clock.advance_to
         strategies = self.strategies
@@ -243,21 +276,18 @@ class Session:
         equity_every = self.config.equity_every
         since_equity = self._bars_since_equity
         bar_hooks = self._bar_hooks
+        ctl = self.control
+        # Polls: on time (the clock checked every event, and between events while a paced feed
+        # waits) when a person watches; every 1024 events of an unpaced replay.
+        poll_mask = 0 if ctl.paced else self.poll_mask
+        redo_at = self._commands_at
         n = 0
-        # Heartbeat (kill switch, operator commands): every 1024 events of a replay, on time
-        # (the clock checked every event) for live sessions.
-        poll_mask = self.poll_mask
-        next_poll = time.monotonic() + POLL_INTERVAL_S
-        stopped = False
-        redo_at = self._commands_at = self.commands.schedule()
         try:
-            fast = self._fast_bars()
-            if fast is not None:
-                n, stopped, t = self._run_fast(fast, max_events, on_progress)
             # The hot loop: a bar that changes nothing costs a clock step, two dict stores and
             # the strategy's O(1) update. Everything else happens only when there is work.
-            for ev in (() if fast is not None else self.feed):
+            for ev in self.feed:
                 n += 1
+                ctl.n = n
                 iid = ev.instrument_id
                 if type(ev) is Bar:
                     t = ev.ts + tf
@@ -290,50 +320,20 @@ class Session:
                     break
                 if self._kills_at and n in self._kills_at:
                     # Resuming: do again what the kill switch made the run do at this point.
-                    self._act_on_kill(self._kills_at.pop(n), n, t)
+                    ctl.act_on_kill(self._kills_at.pop(n), n, t)
                 if redo_at and n in redo_at:
                     self.commands.redo(redo_at.pop(n), n, t)
-                if self._stop_when_idle and not working and self._idle_after_kill(t):
-                    stopped = True  # killed: its cancels and flattening have all completed
-                    break
-                if not n & poll_mask and time.monotonic() >= next_poll:
-                    next_poll = time.monotonic() + POLL_INTERVAL_S
-                    if self._poll(n, t):
-                        stopped = True
-                        break
+                if self._stop_when_idle and not working and ctl.idle_after_kill(t):
+                    return n, True  # killed: its cancels and flattening have all completed
+                if not n & poll_mask and time.monotonic() >= ctl.next_poll:
+                    ctl.next_poll = time.monotonic() + POLL_INTERVAL_S
+                    if ctl.poll(n, t):
+                        return n, True
                     if on_progress is not None:
                         on_progress(n)
-            clock = self.clock
-            # Let orders still in flight finish against the last data (latency, next-bar fills).
-            self._drain(clock.now_ms())
-            if not stopped:  # a stop is an operational marker: it must not add state entries
-                self._snapshot_equity(clock.now_ms())
-            status = "stopped" if stopped else "finished"
-            with self.recorder.transaction() as tx:
-                tx.append(f"session.{status}", self._summary(), actor=self.actor, session_id=self.sid,
-                          ts=clock.now_ms())
-            if self.recorder.resuming:
-                raise IntegrityError(
-                    f"session {self.sid}: the log holds {len(self.recorder.expected)} entries the "
-                    "re-run never produced (data shortened since the session started?)"
-                )
-            self.recorder.commit()
-            self.registry.update(self.sid, status=status, data_ts=clock.now_ms(), events_processed=n)
-            self.commands.close(status)
-        except BaseException as exc:
-            self.recorder.rollback()
-            self.registry.update(self.sid, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-            self.commands.close("failed")
-            raise
-        r = self.result
-        r.events = n
-        r.stopped = stopped
-        r.replayed_entries = self.recorder.replayed
-        r.balances = dict(self.cash)
-        r.positions = dict(self.holdings)
-        r.equity = self.equity()
-        r.seconds = time.perf_counter() - t_start
-        return r
+        except StopRun:  # asked while the paced feed waited for its next event
+            return n, True
+        return n, False
 
     def _fast_bars(self) -> Any:
         """The one bar series of a plain replay (no pacing, no hooks per bar), for the fast
@@ -366,7 +366,7 @@ class Session:
         b = src.bars
         n = 0
         t = 0
-        next_poll = time.monotonic() + POLL_INTERVAL_S
+        ctl = self.control
         redo_at = self._commands_at
         chunk = 65_536
         for a in range(0, len(b.ts), chunk):
@@ -401,16 +401,16 @@ class Session:
                     self.last_data_ts[iid] = t
                     return n, False, t
                 if self._kills_at and n in self._kills_at:
-                    self._act_on_kill(self._kills_at.pop(n), n, t)
+                    ctl.act_on_kill(self._kills_at.pop(n), n, t)
                 if redo_at and n in redo_at:
                     self.commands.redo(redo_at.pop(n), n, t)
-                if self._stop_when_idle and not working and self._idle_after_kill(t):
+                if self._stop_when_idle and not working and ctl.idle_after_kill(t):
                     self.last_data_ts[iid] = t
                     return n, True, t
-                if not n & 1023 and time.monotonic() >= next_poll:
-                    next_poll = time.monotonic() + POLL_INTERVAL_S
+                if not n & 1023 and time.monotonic() >= ctl.next_poll:
+                    ctl.next_poll = time.monotonic() + POLL_INTERVAL_S
                     self.last_data_ts[iid] = t
-                    if self._poll(n, t):
+                    if ctl.poll(n, t):
                         return n, True, t
                     if on_progress is not None:
                         on_progress(n)
@@ -558,88 +558,6 @@ class Session:
                 "fees": str(self.result.fees), "equity": str(self.equity()),
                 "balances": {k: str(v) for k, v in self.cash.items()},
                 "positions": {k: str(v) for k, v in self.holdings.items()}}
-
-    # ------------------------------------------------------------------ control
-    def _poll(self, n: int, t: int) -> bool:
-        """Heartbeat; True if a stop was requested."""
-        if self.recorder.resuming:
-            return False
-        self.recorder.commit()
-        self.registry.update(self.sid, heartbeat=True, data_ts=t, events_processed=n)
-        if self._kill is not None:
-            requests = self._kill.pending(self.sid)
-            if requests:
-                for req in requests:
-                    done = self._act_on_kill({"request_id": req.id, "flatten": req.flatten,
-                                              "scope": req.scope, "actor": req.actor, "at_event": n}, n, t)
-                    self.recorder.commit()
-                    self._kill.acknowledge(req, self.sid, cancelled=done[0], flatten_orders=done[1])
-                # A killed session stops once its cancels and flattening orders are done
-                # (they still need market data to complete); `lyra session resume` after a re-arm.
-                self._stop_when_idle = True
-        self.commands.take(n, t)  # operator orders: after any kill, so a halt denies them
-        return self.registry.stop_requested(self.sid)
-
-    def _act_on_kill(self, info: dict[str, Any], n: int, t: int) -> tuple[int, int]:
-        """Cancel every working order and, if asked, flatten every position."""
-        from lyra.risk._types import KillRequest
-        from lyra.risk.engine import flatten_intents
-
-        with self.recorder.transaction() as tx:
-            tx.append("session.kill", info, actor=self.actor, session_id=self.sid, ts=t)
-        if self.algos is not None:
-            self.algos.cancel_all("kill switch")  # no child after this; the working ones are cancelled below
-        cancelled = 0
-        for cid in sorted(self.working):
-            order = self.ledger.state.orders[cid]
-            if (order.status, E.REQUEST_CANCEL) not in TRANSITIONS:
-                continue
-            with self.recorder.transaction() as tx:
-                tx.order_event(self.sid, cid, OrderEvent(E.REQUEST_CANCEL, t, reason="kill switch"),
-                               actor=self.actor)
-            self.broker.cancel(cid)
-            cancelled += 1
-        self._drain(t)
-        if self.algos is not None:
-            algo_runtime.pump(self, t)  # parents with nothing working finish now
-        flat = 0
-        if info.get("flatten"):
-            req = KillRequest(int(info["request_id"]), str(info.get("scope", "")), True,
-                              str(info.get("actor", "")), "", t)
-            if self.working:
-                # Orders being cancelled can still fill (the venue has not seen the cancel yet):
-                # flatten what is left once every cancel has completed.
-                self._flatten_after = req
-            else:
-                intents = flatten_intents(self.holdings, self.instruments, req)
-                if intents:
-                    self._submit(intents, t)
-                    flat = len(intents)
-        self.killed = True
-        return cancelled, flat
-
-    def _idle_after_kill(self, t: int) -> bool:
-        """Killed and nothing working: flatten now if that was waiting for the cancels; True
-        when the session may stop."""
-        req, self._flatten_after = self._flatten_after, None
-        if req is None:
-            return True
-        from lyra.risk.engine import flatten_intents
-
-        intents = flatten_intents(self.holdings, self.instruments, req)
-        if intents:
-            self._submit(intents, t)
-        return not self.working
-
-
-def _kill_switch_for(risk: Any) -> Any:
-    """The kill switch on the risk engine's shared trading state, if it has one."""
-    state = getattr(risk, "state", None)
-    if state is None or not hasattr(state, "log"):
-        return None
-    from lyra.risk.killswitch import KillSwitch
-
-    return KillSwitch(state)
 
 
 def _resized(intent: OrderIntent, qty: Decimal) -> OrderIntent:

@@ -1,5 +1,5 @@
-"""Tables of the session runtime: one row per session (registry, status, heartbeat) and the
-operator commands queued for running sessions."""
+"""Tables of the session runtime: one row per session (registry, status, heartbeat), the
+operator commands queued for running sessions, and the ownership lease of each session."""
 
 from __future__ import annotations
 
@@ -43,4 +43,20 @@ session_commands = Table(
     Column("client_order_id", String(64), nullable=False, server_default=""),
     Column("done_ts", BigInteger),  # wall clock, ms
     Index("ix_session_commands_pending", "session_id", "status", "id"),
+)
+
+#: Who owns a session right now (``lyra.session.lease``): one row per session. A process takes
+#: it (a new ``epoch``) only if the previous owner's lease expired or its process is gone, renews
+#: ``expires_ts`` with its heartbeat, and every commit of the session's log entries checks that
+#: ``epoch`` is still its own (the fence), so a second or a paused old owner can never write.
+session_leases = Table(
+    "session_leases",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),  # +1 at every takeover
+    Column("owner_pid", BigInteger, nullable=False),
+    Column("owner_host", String(128), nullable=False),
+    Column("acquired_ts", BigInteger, nullable=False),  # wall clock, ms
+    Column("renewed_ts", BigInteger, nullable=False),  # wall clock, ms
+    Column("expires_ts", BigInteger, nullable=False),  # wall clock, ms; <= now: free to take
 )

@@ -1,9 +1,17 @@
 """The strategy contract: typed parameters, a vectorized form and an incremental form.
 
+>>> import pandas as pd
 >>> from lyra.strategy import SmaCross
->>> s = SmaCross(fast=10, slow=30)
->>> sig = s.signals(df)                    # research: entries/exits for vectorbt
->>> live = s.incremental("BTC-USDT")       # sessions: live.on_bar(bar) -> [OrderIntent]
+>>> s = SmaCross(fast=2, slow=3)
+>>> close = pd.Series([10.0, 9.0, 8.0, 9.0, 11.0, 12.0, 10.0, 8.0])   # or an OHLCV DataFrame
+>>> sig = s.signals(close)                 # research: entries/exits for vectorbt
+>>> sig.entries.nonzero()[0].tolist(), sig.exits.nonzero()[0].tolist()
+([4], [7])
+>>> live = s.incremental("binance:BTC/USDT", quantity="0.5")  # sessions: live.on_bar(bar)
+>>> [(i, o.side.value, o.quantity) for i, c in enumerate(close) for o in live.on_close(c)]
+[(4, 'buy', Decimal('0.5')), (7, 'sell', Decimal('0.5'))]
+
+Both forms give the same trades on the same bars (the parity check relies on it).
 """
 
 from lyra.strategy.base import (

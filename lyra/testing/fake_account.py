@@ -4,13 +4,14 @@ fills, user-data events and account faults.
 Give one to :class:`~lyra.testing.fake_exchange.FakeExchange` and the fake serves Binance's signed
 spot API (``/api/v3/order``, ``order/test``, ``openOrders``, ``allOrders``, ``myTrades``,
 ``account``) and the websocket API's user-data stream (``userDataStream.subscribe.signature``,
-which is what ``ccxt.pro.binance`` uses for spot ``watch_orders`` / ``watch_my_trades``):
+which is what ``ccxt.pro.binance`` uses for spot ``watch_orders`` / ``watch_my_trades``). With a
+recorded ``exchangeInfo`` (``info``) and a book snapshot (:func:`load_book_csv`)::
 
->>> acct = FakeAccount({"USDT": "50000", "XRP": "0"}, books={"XRPUSDT": (bids, asks)})
->>> with FakeExchange(info, account=acct) as fake:
-...     ex = fake.point_ccxt(ccxt.binance(fake.ccxt_config()))
-...     ex.create_order("XRP/USDT", "limit", "buy", 100, 1.95, {"newClientOrderId": "a1"})
-...     acct.cross("XRPUSDT", "1.9499")          # the market trades through: "a1" fills (maker)
+    acct = FakeAccount({"USDT": "50000", "XRP": "0"}, books={"XRPUSDT": (bids, asks)})
+    with FakeExchange(info, account=acct) as fake:
+        ex = fake.point_ccxt(ccxt.binance(fake.ccxt_config()))
+        ex.create_order("XRP/USDT", "limit", "buy", 100, 1.95, {"newClientOrderId": "a1"})
+        acct.cross("XRPUSDT", "1.9499")          # the market trades through: "a1" fills (maker)
 
 How it matches: a new order takes liquidity from the symbol's book (a snapshot you give, or the
 fake's recorded :class:`BookTape` at first use), level by level, at each level's price (taker);

@@ -3,11 +3,13 @@
 It is a real aiohttp server on 127.0.0.1 (a free port), run in a background thread, serving
 **recorded real data** you hand it: candles, trades, best bid/offer quotes, and an order-book
 snapshot with its deltas. ccxt's ``binance`` and ``ccxt.pro.binance`` classes talk to it when
-their URLs are pointed at it (:meth:`FakeExchange.ccxt_config` / :meth:`point_ccxt`).
+their URLs are pointed at it (:meth:`FakeExchange.ccxt_config` / :meth:`point_ccxt`). With a
+recorded ``exchangeInfo`` (the tests use ``tests/fixtures/exchange/binance_exchange_info.json``)
+and recorded candles (:func:`load_ohlcv_csv`)::
 
->>> with FakeExchange(exchange_info, klines={("BTCUSDT", "1m"): bars}) as fake:
-...     ex = ccxt.binance(fake.ccxt_config())
-...     ex.fetch_ohlcv("BTC/USDT", "1m", since=...)
+    with FakeExchange(exchange_info, klines={("BTCUSDT", "1m"): bars}) as fake:
+        ex = ccxt.binance(fake.ccxt_config())
+        ex.fetch_ohlcv("BTC/USDT", "1m", since=start_ms)
 
 REST: ``/api/v3/ping``, ``/time``, ``/exchangeInfo``, ``/klines``, ``/aggTrades``, ``/trades``,
 ``/depth``. Websocket: ``/ws[/<stream>]`` (raw) and ``/stream?streams=a/b`` (combined),
@@ -17,7 +19,10 @@ REST: ``/api/v3/ping``, ``/time``, ``/exchangeInfo``, ``/klines``, ``/aggTrades`
 Live streams are a tape: once a client subscribes to a symbol, its recorded trades (quotes,
 book deltas) are "published" at ``rate`` events per second; REST returns only what has been
 published, as a real venue cannot return future trades. With ``rate=None`` everything is
-history from the start (download tests).
+history from the start (download tests). The tape runs on the venue's ``clock`` (default the
+wall clock): with a :class:`~lyra.core.clock.ManualClock` a test publishes step by step
+(``clock.advance(0.05)`` at ``rate=1000`` publishes 50 more events; :meth:`FakeExchange.published`
+says how many are out).
 
 ``account=FakeAccount(...)`` adds the signed trading API and user-data stream (:mod:`.fake_account`).
 
@@ -38,7 +43,6 @@ import asyncio
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +50,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from aiohttp import WSMsgType, web
+
+from lyra.core.clock import WALL_CLOCK, Clock
 
 if TYPE_CHECKING:
     from lyra.testing.fake_account import FakeAccount
@@ -163,20 +169,22 @@ class Faults:
 class _Tape:
     """How many recorded events of one stream are public so far."""
 
-    def __init__(self, total: int, rate: float | None) -> None:
-        self.total, self.rate = total, rate
+    def __init__(self, total: int, rate: float | None, clock: Clock) -> None:
+        self.total, self.rate, self.clock = total, rate, clock
         self.started: float | None = None
 
     def start(self) -> None:
         if self.started is None:
-            self.started = time.monotonic()
+            self.started = self.clock.monotonic_s()
 
     def published(self) -> int:
         if self.rate is None:
             return self.total
         if self.started is None:
             return 0
-        return min(self.total, int((time.monotonic() - self.started) * self.rate))
+        # rounded to the µs first: 0.15 s at 1000/s is 150 events, not 149.99999
+        elapsed = round(self.clock.monotonic_s() - self.started, 6)
+        return min(self.total, int(elapsed * self.rate))
 
 
 class _Conn:
@@ -202,6 +210,7 @@ class FakeExchange:
         server_time_ms: int | None = None,
         max_limit: int = 1000,
         account: FakeAccount | None = None,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.exchange_info = exchange_info
         self.klines = {k: v.sort_values("ts").reset_index(drop=True) for k, v in (klines or {}).items()}
@@ -209,6 +218,7 @@ class FakeExchange:
         self.quotes = quotes or {}
         self.books = books or {}
         self.rate = rate
+        self.clock = clock  # the venue's time: its tapes and its server time
         self.server_time_ms = server_time_ms
         self.max_limit = max_limit  # the venue's cap on rows per REST answer (Binance: 1000)
         self.faults = Faults()
@@ -356,8 +366,8 @@ class FakeExchange:
         return await self._gate(request) or web.json_response({})
 
     def now_ms(self) -> int:
-        """The venue's clock: ``server_time_ms`` if given, else the wall clock."""
-        return self.server_time_ms if self.server_time_ms is not None else int(time.time() * 1000)
+        """The venue's time: ``server_time_ms`` if given, else its ``clock``."""
+        return self.server_time_ms if self.server_time_ms is not None else self.clock.now_ms()
 
     async def _time(self, request: web.Request) -> web.Response:
         return await self._gate(request) or web.json_response({"serverTime": self.now_ms()})
@@ -484,7 +494,7 @@ class FakeExchange:
     def _tape(self, key: str, total: int) -> _Tape:
         tape = self._tapes.get(key)
         if tape is None:
-            tape = self._tapes[key] = _Tape(total, self.rate)
+            tape = self._tapes[key] = _Tape(total, self.rate, self.clock)
         return tape
 
     def _events(self, stream: str) -> tuple[str, int] | None:
@@ -606,6 +616,12 @@ class FakeExchange:
                 if f.drop_ws_every and conn.sent % f.drop_ws_every == 0:
                     self._drop(conn)
                     return
+
+    def published(self, symbol: str, channel: str = "trade") -> int:
+        """How many recorded events of ``symbol``'s stream are public so far (0 until a client
+        subscribes to it)."""
+        tape = self._tapes.get(f"{symbol}@{channel}")
+        return 0 if tape is None else tape.published()
 
     def tape_done(self, symbol: str, channel: str = "trade") -> bool:
         """True once every recorded event of ``symbol``'s stream has been published."""

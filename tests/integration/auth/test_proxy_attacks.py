@@ -41,6 +41,17 @@ class Stack:
         self.url = server.url
         self.log_path = log_path
         self.secrets: list[str] = [PASSWORD, SIGNING_KEY]
+        self._clients: list[httpx.Client] = []
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        """An httpx client on the server, closed after the test (see ``_close_clients``)."""
+        c = httpx.Client(base_url=self.url, **kwargs)
+        self._clients.append(c)
+        return c
+
+    def close_clients(self) -> None:
+        while self._clients:
+            self._clients.pop().close()
 
     def user(self, role: str) -> tuple[str, str]:
         name = f"{role[:6]}{uuid.uuid4().hex[:8]}"
@@ -51,7 +62,7 @@ class Stack:
     def login(self, role: str) -> tuple[httpx.Client, str, str]:
         """A client holding the cookies of a fresh session of a new user of ``role``."""
         name, seed = self.user(role)
-        c = httpx.Client(base_url=self.url, timeout=30)
+        c = self.client(timeout=30)
         r = c.post("/auth/api/login", json={"username": name, "password": PASSWORD})
         assert r.status_code == 200, r.text
         r = c.post(
@@ -103,6 +114,13 @@ def stack(request, tmp_path_factory):
         if admin is not None:
             with admin.connect() as c:
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(db_url).database}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True)
+def _close_clients(stack):
+    """Close every client a test opened, so no socket is left for the garbage collector."""
+    yield
+    stack.close_clients()
 
 
 def b64(obj: dict) -> str:
@@ -213,7 +231,7 @@ def test_forged_tokens_are_refused(stack):
 def test_replayed_totp_code_is_refused(stack):
     name, seed = stack.user("analyst")
     code = totp_code(seed, datetime.now(UTC))
-    c = httpx.Client(base_url=stack.url)
+    c = stack.client()
     t1 = c.post("/auth/api/login", json={"username": name, "password": PASSWORD}).json()["ticket"]
     assert c.post("/auth/api/mfa", json={"ticket": t1, "code": code}).status_code == 200
     t2 = c.post("/auth/api/login", json={"username": name, "password": PASSWORD}).json()["ticket"]
@@ -263,7 +281,7 @@ def test_concurrent_refresh_by_one_browser_is_not_reuse(stack):
 
 def test_brute_force_locks_out_without_revealing_users(stack):
     name, _seed = stack.user("viewer")
-    c = httpx.Client(base_url=stack.url)
+    c = stack.client()
     answers = [
         c.post("/auth/api/login", json={"username": name, "password": f"guess number {i} wrong"})
         for i in range(5)
@@ -358,7 +376,7 @@ def test_bad_input_is_refused_clearly_and_writes_only_the_audit_entry(stack):
     with svc.engine.connect() as conn:
         count = lambda t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: E731
         before = {t: count(t) for t in ("auth_users", "auth_sessions", "auth_login_attempts", "events")}
-    c = httpx.Client(base_url=stack.url)
+    c = stack.client()
     secret_typed = "hunter2-typed-into-the-username-field-" + "x" * 60
     r = c.post("/auth/api/login", json={"username": secret_typed, "password": "x"})
     assert r.status_code == 400 and "username" in r.text and secret_typed[:20] not in r.text
@@ -397,7 +415,7 @@ def test_bad_input_is_refused_clearly_and_writes_only_the_audit_entry(stack):
 
 def test_login_form_needs_csrf_token_and_same_origin(stack):
     name, _ = stack.user("viewer")
-    c = httpx.Client(base_url=stack.url)
+    c = stack.client()
     page = c.get("/auth/login")
     import re
 

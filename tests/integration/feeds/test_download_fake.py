@@ -202,4 +202,4 @@ def test_cli_command_reports_validation_errors(tmp_path: Path) -> None:
                                       "--since", "2024-01-01", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "mtgox" in result.output
-    assert "unknown exchange" in result.output
+    assert "unknown venue (known venues: binance," in result.output

@@ -13,6 +13,7 @@ import ccxt.pro as ccxtpro
 import pandas as pd
 import pytest
 
+from lyra.core.clock import ManualClock
 from lyra.core.errors import ValidationError
 from lyra.core.market import OrderBookSnapshot, Quote, Trade
 from lyra.feeds.live import FeedSource, LiveFeed, SyncLiveFeed
@@ -97,69 +98,184 @@ def test_100_forced_disconnects_lose_and_duplicate_nothing() -> None:
     assert stats.duplicates >= 0
 
 
+# -- a tape published in slices, each when the feed is ready: counts that do not depend on load --
+RATE = 1000.0  # trades per second of the venue's clock: one message per ms
+
+
+class _PacedBinance(ccxtpro.binance):  # type: ignore[misc]
+    """ccxt.pro binance that tells the test when the feed waits for the next trade message,
+    and how many trade messages reached it (its trade cache is sized for the whole tape)."""
+
+    waiting = False
+
+    async def watch_trades(self, symbol: str, since: int | None = None, limit: int | None = None,
+                           params: dict | None = None) -> list:
+        self.waiting = True
+        try:
+            return await super().watch_trades(symbol, since, limit, params or {})
+        finally:
+            self.waiting = False
+
+    def received(self) -> int:
+        return len(self.trades.get("BTC/USDT") or ())
+
+
+def _paced(fake: FakeExchange) -> _PacedBinance:
+    cfg = fake.ccxt_config()
+    cfg["options"]["tradesLimit"] = 10 * len(TRADES)  # never drops a message we count
+    return fake.point_ccxt(_PacedBinance(cfg))
+
+
+def _ws_schedule(n: int, skip_every: int = 0, bad_every: int = 0) -> tuple[int, int, int]:
+    """What the fake does to the first ``n`` messages of a connection, as the feed must see it:
+    (messages sent, malformed ones, holes = good trades whose previous message was lost or bad)."""
+    skipped = [bool(skip_every) and m % skip_every == 0 for m in range(1, n + 1)]
+    bad = [not sk and bool(bad_every) and m % bad_every == 0 for m, sk in zip(range(1, n + 1), skipped,
+                                                                              strict=True)]
+    good = [not (sk or b) for sk, b in zip(skipped, bad, strict=True)]
+    holes = sum(1 for i in range(1, n) if good[i] and not good[i - 1])
+    return n - sum(skipped), sum(bad), holes
+
+
+async def _pace_tape(fake: FakeExchange, venue: ManualClock, ex: _PacedBinance, feed: LiveFeed,
+                     got: list[Trade], *, upto: int, step: int = 50) -> None:
+    """Publish the trade tape up to message ``upto`` in slices of at most ``step`` messages,
+    each once every message before it has reached ccxt and the feed is waiting for more; the
+    last slice is a single message. (ccxt.pro keeps a message that arrives while nobody waits
+    until the next one comes: a message published alone to a waiting feed is delivered at once,
+    with everything held back before it.) So every run sends the same messages, loses and
+    spoils the same ones and the feed sees them all, however slow the machine. Waits on
+    conditions only, with a generous deadline."""
+    deadline = time.monotonic() + 120
+    skip = fake.faults.skip_ws_every
+    while True:
+        published = fake.published("BTCUSDT")
+        sent = _ws_schedule(published, skip)[0]
+        while True:
+            ev = await feed.get(timeout=0.02)
+            if isinstance(ev, Trade):
+                got.append(ev)
+            if ex.waiting and ex.received() == sent:
+                break
+            assert time.monotonic() < deadline, (
+                f"feed stuck: {published} published, {ex.received()} of {sent} received, "
+                f"{len(got)} passed on; {feed.stats}")
+        if published >= upto:
+            return
+        # before anyone subscribed nothing is published: this just moves the venue's clock
+        venue.advance((min(step, upto - 1 - published) if upto - 1 > published else 1) / RATE)
+
+
+async def _drain_until(feed: LiveFeed, got: list[Trade], n: int, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"{what}: {len(got)} of {n} trades; {feed.stats}"
+        ev = await feed.get(timeout=0.05)
+        if isinstance(ev, Trade):
+            got.append(ev)
+
+
+def _paced_fake(**faults: int) -> tuple[FakeExchange, ManualClock]:
+    venue = ManualClock(START)
+    fake = binance_fake(FIX, rate=RATE, clock=venue)
+    for k, v in faults.items():
+        setattr(fake.faults, k, v)
+    return fake, venue
+
+
 def test_sequence_gaps_and_malformed_messages_are_repaired() -> None:
-    with binance_fake(FIX, rate=1000.0) as fake:
-        fake.faults.skip_ws_every = 50  # lost messages on a live connection
-        fake.faults.bad_ws_every = 77  # trade messages without a price
-        feed = LiveFeed([FeedSource("binance", "BTC/USDT", _pro(fake), since=START)],
-                        reconnect_delay=0.001,
-                        idle_backfill=0.3)  # a message lost at the very end is found too
-        got = asyncio.run(_collect_trades(fake, feed, deadline=20))
-        stats = feed.stats["binance"]
-    assert stats.bad_messages >= 10  # counted and logged, not fatal
-    assert stats.gaps >= 30
+    n = len(TRADES)
+    fake, venue = _paced_fake(skip_ws_every=50, bad_ws_every=77)  # lost and price-less messages
+    feed_clock = ManualClock(START)  # frozen: no idle REST poll hides a hole from the websocket
+
+    async def run() -> tuple[list[Trade], LiveFeed]:
+        ex = _paced(fake)
+        feed = LiveFeed([FeedSource("binance", "BTC/USDT", ex, since=START)],
+                        reconnect_delay=0.001, idle_backfill=0.3, clock=feed_clock)
+        got: list[Trade] = []
+        async with feed:
+            await _pace_tape(fake, venue, ex, feed, got, upto=n)
+            await _drain_until(feed, got, n, "holes repaired from the websocket alone")
+        return got, feed
+
+    with fake:
+        got, feed = asyncio.run(run())
+    sent, malformed, holes = _ws_schedule(n, 50, 77)
+    assert (sent, malformed, holes) == (1961, 25, 64)
+    stats = feed.stats["binance"]
+    assert fake.ws_connections == 1
+    assert stats.bad_messages == malformed  # each counted and logged, none fatal
+    assert stats.gaps == holes  # every hole noticed (a lost message and a spoilt one side by side
+    # make one hole), and filled by REST before the next trade was passed on:
+    assert stats.backfilled == n - (sent - malformed)
+    assert stats.duplicates == 0
     _assert_complete(got)
 
 
 def test_rest_errors_during_backfill_are_retried() -> None:
-    async def run(fake: FakeExchange) -> tuple[list[Trade], LiveFeed]:
-        ex = _pro(fake)
+    n = len(TRADES)
+    fake, venue = _paced_fake(skip_ws_every=100)
+
+    async def run() -> tuple[list[Trade], LiveFeed, list[str]]:
+        ex = _paced(fake)
         await ex.load_markets()
         n_rest = len(fake.requests)
         fake.faults.fail_next(3, 429)  # so the first backfill meets a rate limit
         feed = LiveFeed([FeedSource("binance", "BTC/USDT", ex, since=START)], reconnect_delay=0.001,
-                        idle_backfill=0.3)
-        got = await _collect_trades(fake, feed, deadline=20)
-        later = [p for p, _ in fake.requests[n_rest:]]
-        assert later
-        assert set(later) == {"/api/v3/aggTrades"}
-        return got, feed
+                        idle_backfill=0.3, clock=ManualClock(START))
+        got: list[Trade] = []
+        async with feed:
+            await _pace_tape(fake, venue, ex, feed, got, upto=n)
+            await _drain_until(feed, got, n, "holes repaired despite HTTP 429")
+        return got, feed, [p for p, _ in fake.requests[n_rest:]]
 
-    with binance_fake(FIX, rate=1000.0) as fake:
-        fake.faults.skip_ws_every = 100
-        got, feed = asyncio.run(run(fake))
+    with fake:
+        got, feed, later = asyncio.run(run())
         refused = fake.faults.fail_count
-    assert refused == 0  # all three 429s were met (and survived) by backfills
-    # 20 trades were skipped on the socket; one backfill may close several of those holes
-    # when the machine is slow, so count holes seen, not one per skip.
-    assert feed.stats["binance"].gaps >= 5
+    assert later and set(later) == {"/api/v3/aggTrades"}
+    assert refused == 0  # all three 429s were met (and survived) by the first backfill
+    assert feed.stats["binance"].gaps == _ws_schedule(n, 100)[2] == 20  # every skip a hole
     _assert_complete(got)
 
 
 def test_stale_alarm_fires_once_when_the_venue_goes_quiet() -> None:
+    n = len(TRADES)
     alarms: list[tuple[str, float]] = []
+    # the tape's last message is lost: only the idle REST poll can find that trade
+    fake, venue = _paced_fake(skip_ws_every=n)
+    clock = ManualClock(START)  # the feed's: it stands still until the test moves it
 
-    async def run(fake: FakeExchange) -> LiveFeed:
-        feed = LiveFeed([FeedSource("binance", "BTC/USDT", _pro(fake), since=START)],
-                        stale_after=0.4, idle_backfill=0.3,
+    async def run() -> tuple[list[Trade], LiveFeed]:
+        ex = _paced(fake)
+        feed = LiveFeed([FeedSource("binance", "BTC/USDT", ex, since=START)],
+                        stale_after=5.0, idle_backfill=1.0, clock=clock,
                         on_stale=lambda name, quiet: alarms.append((name, quiet)))
+        got: list[Trade] = []
         async with feed:
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 8 and not alarms:
-                await feed.get(timeout=0.1)
-            await asyncio.sleep(0.5)  # it stays quiet: no second alarm
-        return feed
+            await _pace_tape(fake, venue, ex, feed, got, upto=n - 1)  # all delivered...
+            await _pace_tape(fake, venue, ex, feed, got, upto=n)  # ...but the last, lost
+            await _drain_until(feed, got, n - 1, "the tape up to its lost last message")
+            assert feed.stats["binance"].backfilled == 0 and feed.check_stale() == []
+            clock.advance(1.1)  # quiet for longer than idle_backfill: the REST poll finds it
+            await _drain_until(feed, got, n, "the idle REST poll")
+            assert feed.stats["binance"].backfilled == 1
+            assert feed.check_stale() == [] and not alarms  # 1.1 s quiet is not stale yet
+            clock.advance(4.0)  # 5.1 s since the last message: the monitor raises the alarm
+            deadline = time.monotonic() + 60
+            while not alarms:
+                assert time.monotonic() < deadline, "no stale alarm"
+                await feed.get(timeout=0.05)
+            clock.advance(60.0)  # still quiet: no second alarm for the same silence
+            assert feed.check_stale() == []
+        return got, feed
 
-    with binance_fake(FIX, rate=5000.0) as fake:  # the whole tape in 0.4 s, then silence
-        feed = asyncio.run(run(fake))
-    assert len(alarms) == 1
-    assert alarms[0][0] == "binance"
-    assert alarms[0][1] > 0.4
-    assert feed.stats["binance"].stale
-    assert feed.stats["binance"].stale_alarms == 1
-    # ccxt.pro holds back a trade that arrives between two watch calls until the next
-    # message; at the end of the tape there is none, and only the idle REST poll finds it
-    assert feed.stats["binance"].trades == len(TRADES)
+    with fake:
+        got, feed = asyncio.run(run())
+    assert alarms == [("binance", pytest.approx(5.1))]
+    stats = feed.stats["binance"]
+    assert stats.stale and stats.stale_alarms == 1
+    assert stats.trades == n
+    _assert_complete(got)
 
 
 def _bybit_final_book() -> OrderBook:
@@ -231,7 +347,7 @@ def test_sync_wrapper_yields_trades_in_order() -> None:
 
 
 def test_bad_sources_are_refused() -> None:
-    with pytest.raises(ValidationError, match="exchange"):
+    with pytest.raises(ValidationError, match="venue='mtgox': unknown venue"):
         LiveFeed([FeedSource("mtgox", "BTC/USD", object())])
     with pytest.raises(ValidationError, match="channels"):
         LiveFeed([FeedSource("binance", "BTC/USDT", object(), frozenset({"funding"}))])

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal as D
 from itertools import count
 
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 from lyra.audit import EventLog
 from lyra.auth.permissions import PermissionDenied
-from lyra.core import Instrument, Order, OrderIntent, ReplayClock
+from lyra.core import Instrument, ManualClock, Order, OrderIntent, ReplayClock
 from lyra.risk import (
     KillSwitch,
     RiskConfig,
@@ -114,8 +113,8 @@ def test_sessions_act_on_a_kill_request_and_acknowledge(engine):
 
 
 def test_cached_state_is_reread_only_after_the_poll_interval(engine):
-    wall = [0]
-    e = new_engine(engine, monotonic_ns=lambda: wall[0])
+    wall = ManualClock(NOW)
+    e = new_engine(engine, clock=wall)
     other = TradingStateStore(EventLog(engine))  # "another process"
     assert e.check(order(), ctx()).approved
     checks0, reads0 = e.state.version_checks, e.state.reads
@@ -123,13 +122,13 @@ def test_cached_state_is_reread_only_after_the_poll_interval(engine):
         assert e.check(order(), ctx()).approved
     assert (e.state.version_checks, e.state.reads) == (checks0, reads0)  # no database trips
     KillSwitch(other).pull(actor="bob")
-    wall[0] += 249_000_000
+    wall.advance(0.249)
     assert e.check(order(), ctx()).approved  # 249 ms: the cached copy is still young enough
-    wall[0] += 1_000_000
+    wall.advance(0.001)
     d = e.check(order(), ctx())  # 250 ms: re-read before approving anything
     assert not d.approved and d.reason == "trading_state: halted (global) by bob: kill switch"
     assert (e.state.version_checks, e.state.reads) == (checks0 + 1, reads0 + 1)
-    wall[0] += 250_000_000
+    wall.advance(0.250)
     e.check(order(), ctx())
     assert (e.state.version_checks, e.state.reads) == (checks0 + 2, reads0 + 1)  # unchanged: no full read
 
@@ -141,22 +140,20 @@ def _cli_env(tmp_path, db_url):
 
 
 def test_kill_from_another_process_is_seen_within_the_poll_interval(engine, db_url, tmp_path):
-    e = new_engine(engine)  # real wall clock, 250 ms poll interval
+    wall = ManualClock(NOW)  # this process's clock: the poll interval (250 ms) is exact
+    e = new_engine(engine, clock=wall)
     assert e.check(order(), ctx()).approved
     out = subprocess.run(
         [sys.executable, "-m", "lyra.cli", "kill", "--all", "--actor", "alice", "--reason", "drill"],
         env=_cli_env(tmp_path, db_url), capture_output=True, text=True, timeout=120, check=False,
     )
-    done = time.monotonic()
     assert out.returncode == 0, out.stderr
     assert "HALTED global" in out.stdout
-    seen = None
-    while time.monotonic() - done < 2.0:
-        if not e.check(order(), ctx()).approved:
-            seen = time.monotonic() - done
-            break
-        time.sleep(0.002)
-    assert seen is not None and seen <= 0.25 + 0.05, seen
+    wall.advance(0.249)  # however long the other process took, our copy is 249 ms old: used
+    assert e.check(order(), ctx()).approved
+    wall.advance(0.001)  # 250 ms: re-read before approving, and the kill is seen
+    d = e.check(order(), ctx())
+    assert not d.approved and d.reason == "trading_state: halted (global) by alice: kill switch: drill"
     rec = [r for r in EventLog(engine).read() if r.kind == "risk.kill_switch"]
     assert len(rec) == 1 and rec[0].actor == "alice" and json.loads(rec[0].payload)["reason"] == "kill switch: drill"
 

@@ -91,7 +91,7 @@ def test_unknown_venue_or_symbol_names_the_value() -> None:
 
 def test_exported_names_are_pinned() -> None:
     assert sorted(ex.__all__) == sorted([
-        "VENUES", "Balance", "Broker", "BrokerCapabilities", "CostModel", "DuplicateOrder",
+        "RECORDED_VENUES", "Balance", "Broker", "BrokerCapabilities", "CostModel", "DuplicateOrder",
         "ExecutionReport", "FeeSchedule", "FeeTier", "LatencyModel", "MatchingConfig",
         "MatchingEngine", "MissingRiskDecision", "OrderReport", "PaperBroker", "PaperConfig",
         "UnknownOrder", "VolumeTracker", "load_fee_schedule", "load_instrument", "load_instruments",

@@ -21,8 +21,6 @@ from lyra.core.enums import OrderStatus, OrderType, Side, TimeInForce
 from lyra.core.errors import ValidationError
 from lyra.execution.venue_replay import recorded_exchange, recorded_markets, shipped_markets
 from lyra.execution.venue_reports import (
-    CCXT_STATUS_DIFFERENCES,
-    VENUE_SHAPES,
     UnknownVenueShape,
     order_fees,
     order_report,
@@ -31,6 +29,7 @@ from lyra.execution.venue_reports import (
     parse_optional_decimal,
     venue_ids,
 )
+from lyra.venues import VENUES
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "venues"
 D = Decimal
@@ -203,15 +202,17 @@ def test_coinbase_open_order_with_nothing_left_is_refused() -> None:
     assert isinstance(exc.value, ValidationError)
 
 
-@pytest.mark.parametrize("venue", sorted(VENUE_SHAPES))
+@pytest.mark.parametrize("venue", sorted(VENUES))
 def test_raw_status_tables_agree_with_ccxt_except_where_documented(venue: str) -> None:
     """Each raw status our table knows means what ccxt's own parser says it means, unless
-    the difference is listed (and justified) in CCXT_STATUS_DIFFERENCES."""
+    the difference is listed (and justified) in the shape's ccxt_status_differences."""
     ex = getattr(ccxt, venue)()
-    for raw, family in VENUE_SHAPES[venue].statuses.items():
+    shape = VENUES[venue].shape
+    assert set(shape.ccxt_status_differences) <= set(shape.statuses)
+    for raw, family in shape.statuses.items():
         said = ex.parse_order_status(raw)
-        if (venue, raw) in CCXT_STATUS_DIFFERENCES:
-            assert said == CCXT_STATUS_DIFFERENCES[(venue, raw)], (raw, said)
+        if raw in shape.ccxt_status_differences:
+            assert said == shape.ccxt_status_differences[raw], (raw, said)
             assert said != family
         else:
             assert said == family, (raw, said, family)

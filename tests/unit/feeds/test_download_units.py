@@ -1,5 +1,5 @@
 """The pieces of the downloader that need no server: the retry decorator, time parsing,
-venue capabilities, trade conversion."""
+trade conversion (venue capabilities: tests/unit/venues)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from lyra.core.errors import NetworkError, RateLimited, ValidationError
 from lyra.feeds.download import RETRYABLE, make_exchange, retrier, to_ms, trades_frame
-from lyra.feeds.venues import VENUES, venue
 
 
 def _flaky(exc: Exception, failures: int) -> tuple[list[int], object]:
@@ -93,21 +92,6 @@ def test_unknown_exchange_is_a_validation_error() -> None:
     assert info.value.field == "exchange"
     assert info.value.value == "mtgox"
     assert "binance" in str(info.value)
-
-
-def test_venue_capabilities_are_frozen_data() -> None:
-    caps = venue("binance")
-    assert caps.candle_limit == 1000
-    assert "1m" in caps.timeframes
-    assert caps.has_sandbox
-    assert caps.client_order_id_param == "newClientOrderId"
-    assert venue("kraken").book_checksum == "crc32-kraken"
-    with pytest.raises(AttributeError):
-        caps.candle_limit = 5  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        VENUES["x"] = caps  # type: ignore[index]
-    # every venue named in the table exists in the installed ccxt
-    assert all(c.ccxt_id in ccxt.exchanges for c in VENUES.values())
 
 
 def test_trades_frame_from_ccxt_dicts() -> None:

@@ -9,7 +9,7 @@ from itertools import count
 import pytest
 
 from lyra.audit import EventLog
-from lyra.core import Instrument, Order, OrderIntent, OrderStatus, OrderType, ReplayClock
+from lyra.core import Instrument, ManualClock, Order, OrderIntent, OrderStatus, OrderType, ReplayClock
 from lyra.risk import RiskConfig, RiskContext, RiskEngine, TradingState, TradingStateStore
 from lyra.store import create_engine_for, upgrade
 
@@ -220,9 +220,23 @@ def test_exposure_needs_a_mark_for_every_held_instrument(store):
 # ---------------------------------------------------------------------------------- balance
 def test_balance_spot_buy_includes_the_taker_fee(store):
     e = make_engine(store)
-    rejected(e.check(order(10), ctx(balances={"USDT": D(1000)})), "balance",
+    # A limit buy reserves its limit × quantity plus the 0.1% taker fee.
+    rejected(e.check(order(10, price=100), ctx(balances={"USDT": D(1000)})), "balance",
              "balance: needs 1001.00 USDT, free 1000.00 USDT")
-    approved(e.check(order(10), ctx(balances={"USDT": D(1001)})))
+    approved(e.check(order(10, price=100), ctx(balances={"USDT": D(1001)})))
+
+
+def test_balance_spot_market_buy_reserves_the_brokers_buffer(store):
+    """A market buy needs what the paper broker locks: mark × 1.05 × quantity × 1.001."""
+    e = make_engine(store)
+    rejected(e.check(order(10), ctx(balances={"USDT": D("1051.04")})), "balance",
+             "balance: needs 1051.05 USDT, free 1051.04 USDT")
+    approved(e.check(order(10), ctx(balances={"USDT": D("1051.05")})))
+    # A stop-market buy is valued at its stop, not at the mark.
+    stop = dict(order_type=OrderType.STOP_MARKET, stop_price=D(200))
+    o = Order(f"s1-{next(_seq):08d}", OrderIntent(BTC.id, "buy", D(10), **stop), NOW)
+    rejected(e.check(o, ctx(balances={"USDT": D("2000")})), "balance",
+             "balance: needs 2102.10 USDT, free 2000.00 USDT")
 
 
 def test_balance_spot_sell_needs_the_base_asset(store):
@@ -329,13 +343,13 @@ def test_broken_context_rejects_instead_of_approving(store):
 def test_a_database_failure_rejects(tmp_path):
     eng = create_engine_for(f"sqlite:///{tmp_path / 'lyra.db'}")
     upgrade(eng)
-    wall = [0]
-    store = TradingStateStore(EventLog(eng), monotonic_ns=lambda: wall[0])
+    wall = ManualClock(NOW)
+    store = TradingStateStore(EventLog(eng), clock=wall)
     e = RiskEngine(RiskConfig(), store, clock=ReplayClock(NOW), account_id="s1")
     approved(e.check(order(1), ctx()))
     with eng.begin() as c:
         c.exec_driver_sql("DROP TABLE trading_state")
-    wall[0] += 250_000_000  # 250 ms later the cached state must be re-read before approving
+    wall.advance(0.250)  # 250 ms later the cached state must be re-read before approving
     d = e.check(order(1), ctx())
     assert not d.approved and d.check == "trading_state"
     assert d.reason.startswith("trading_state: check failed (OperationalError")
