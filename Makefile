@@ -1,4 +1,4 @@
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup:            ## create .venv and install everything
 	bash scripts/setup.sh
@@ -6,8 +6,11 @@ setup:            ## create .venv and install everything
 demo:             ## set up, then run the main job on the embedded default
 	bash scripts/demo.sh
 
-test:             ## set up, then run the whole test suite (what CI runs)
-	bash scripts/test.sh
+test:             ## set up, ruff, mypy, then every test in parallel (what CI runs)
+	bash scripts/test.sh full
+
+test-fast:        ## set up, then the quick lane: no slow/subprocess/browser/notebook/postgres tests
+	bash scripts/test.sh fast
 
 lint:
 	.venv/bin/ruff check lyra apps tests benchmarks && .venv/bin/mypy lyra

@@ -26,7 +26,12 @@ REQUIRED_PACKAGES = (
 
 
 def open_engine(settings: Settings | None = None, *, check_schema: bool = True) -> tuple[Settings, Engine]:
-    """Settings and a database engine, refusing a database at the wrong migration level."""
+    """Settings and a database engine, refusing a database at the wrong migration level.
+
+    Inside a command of the ``lyra`` CLI (a Click context), the engine's pooled connections
+    are closed when the command ends, however it ends (an error exit included); elsewhere
+    the caller disposes of the engine (``engine.dispose()``) when done with it.
+    """
     settings = settings or load_settings()
     engine = create_engine_for(settings.db_url)
     try:
@@ -36,7 +41,22 @@ def open_engine(settings: Settings | None = None, *, check_schema: bool = True) 
     except BaseException:
         engine.dispose()  # the caller never sees it, so it cannot close its pooled connections
         raise
+    _dispose_with_command(engine)
     return settings, engine
+
+
+def _dispose_with_command(engine: Engine) -> None:
+    """Dispose of ``engine`` when the running CLI command ends, if one is running. Commands
+    leave through ``typer.Exit`` on every refusal; this closes their connections on all paths
+    (a disposed engine still works: it opens new connections if used again)."""
+    # Typer >= 0.17 runs on its own copy of Click; older ones on Click itself. A module not
+    # imported means no command of that kind is running. (tests/integration/cli pins this.)
+    for name in ("typer._click.globals", "click.globals"):
+        module = sys.modules.get(name)
+        ctx = module.get_current_context(silent=True) if module is not None else None
+        if ctx is not None:
+            ctx.call_on_close(engine.dispose)
+            return
 
 
 def initialise(*, load_samples: bool = True, console: Console | None = None,

@@ -93,17 +93,19 @@ def ensure_demo_user(settings: Any) -> dict[str, str]:
         data: dict[str, str] = json.loads(path.read_text())
         return data
     engine = create_engine_for(settings.db_url)
-    service = AuthService.from_settings(settings, engine=engine)
-    password = secrets.token_urlsafe(15)
-    username = "demo"
-    existing = {u.username for u in service.list_users()}
-    if username in existing:  # credentials file lost: reset the user's factor and password
-        username = f"demo{secrets.randbelow(10_000)}"
-    enrol = service.add_user(username, password, "admin", actor="lyra-demo")
+    try:
+        service = AuthService.from_settings(settings, engine=engine)
+        password = secrets.token_urlsafe(15)
+        username = "demo"
+        existing = {u.username for u in service.list_users()}
+        if username in existing:  # credentials file lost: reset the user's factor and password
+            username = f"demo{secrets.randbelow(10_000)}"
+        enrol = service.add_user(username, password, "admin", actor="lyra-demo")
+    finally:
+        engine.dispose()  # on errors too
     data = {"username": username, "password": password, "totp_secret": enrol.totp_secret}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
-    engine.dispose()
     return data

@@ -29,10 +29,17 @@ if [ ! -f .venv/share/jupyter/kernels/python3/kernel.json ]; then
   .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lyra)" >/dev/null
 fi
 
-# vectorbt compiles with numba on first use (~30 s); do it once here, not in every test.
-if [ ! -f .venv/.numba-warm ]; then
-  echo "==> warming vectorbt's numba cache (once)"
-  .venv/bin/python scripts/warm_numba.py && touch .venv/.numba-warm
+# vectorbt compiles with numba on first use (~1 min); do it once here, into numba's on-disk cache
+# (next to vectorbt's sources in .venv), which every notebook kernel and pytest worker then loads.
+# Redone when the warm-up script or the pinned packages change.
+warm_want=$(cat scripts/warm_numba.py constraints.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f .venv/.numba-warm ] || [ "$(cat .venv/.numba-warm)" != "$warm_want" ]; then
+  echo "==> warming vectorbt's numba cache"
+  if .venv/bin/python scripts/warm_numba.py; then
+    echo "$warm_want" > .venv/.numba-warm
+  else
+    echo "warning: numba warm-up failed; tests will compile on first use (slower)" >&2
+  fi
 fi
 
 # Browser tests drive Debian's Chromium with Playwright.

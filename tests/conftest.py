@@ -14,7 +14,8 @@ a server checkpoint, 0.2-2 s no test needs to wait for); the template goes at th
 
 Parallel runs (pytest-xdist, ``--dist loadgroup``). Tests of a module with module-scoped
 fixtures (a server, two scheduler daemons, executed notebooks) run on one worker, so those
-fixtures are built once; known-slow tests are queued first, so no long test starts last.
+fixtures are built once; so do the ``numba`` tests, so one worker imports vectorbt, not all;
+known-slow tests are queued first, so no long test starts last.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for name in MARKS_OWNED_ELSEWHERE.get(key, ()):
                 if item.get_closest_marker(name) is None:
                     item.add_marker(name)
-        if _uses_shared_fixture(item):
+        if item.get_closest_marker("numba") is not None:
+            # One worker imports vectorbt (seconds) and loads its compiled code, not every worker.
+            item.add_marker(pytest.mark.xdist_group("numba"))
+        elif _uses_shared_fixture(item):
             item.add_marker(pytest.mark.xdist_group(rel))
     # Slow tests first (stable: collection order otherwise), so the run does not end on one. A
     # module sharing a fixture moves as a whole, so that fixture is still built once.

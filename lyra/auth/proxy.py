@@ -27,7 +27,6 @@ import html
 import json
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +51,7 @@ from lyra.auth.permissions import Action, PermissionDenied, Principal
 from lyra.auth.policy import LoginThrottled
 from lyra.auth.service import AuthService, LoginFailed
 from lyra.auth.tokens import InvalidToken, TokenPair
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -181,11 +181,15 @@ def _is_page(request: web.Request) -> bool:
 
 
 class AuthProxy:
-    """The aiohttp application: login pages, API endpoints and the forwarding to Panel."""
+    """The aiohttp application: login pages, API endpoints and the forwarding to Panel.
 
-    def __init__(self, service: AuthService, config: ProxyConfig) -> None:
+    ``clock`` times the refresh grace window (``ProxyConfig.refresh_grace``, its
+    ``monotonic_s``); token and key lifetimes are the :class:`AuthService`'s clock."""
+
+    def __init__(self, service: AuthService, config: ProxyConfig, *, clock: Clock = WALL_CLOCK) -> None:
         self.service = service
         self.config = config
+        self.clock = clock
         self._csrf_key = hmac.new(service.signing_secret(), b"lyra-derive:csrf", "sha256").digest()
         self._inflight: dict[str, asyncio.Future[TokenPair]] = {}
         self._recent: dict[str, tuple[float, TokenPair]] = {}
@@ -352,7 +356,7 @@ class AuthProxy:
 
     async def _refresh(self, token: str, client: str) -> TokenPair:
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
+        now = self.clock.monotonic_s()
         recent = self._recent.get(key)
         if recent is not None and now - recent[0] <= self.config.refresh_grace:
             return recent[1]

@@ -12,9 +12,15 @@ A clock answers two questions:
 
 Three clocks satisfy it:
 
->>> WALL_CLOCK.now_ms()            # the real time (the default everywhere)
->>> clock = ReplayClock(start_ms)  # time as replayed data says; sessions advance it per bar
->>> clock = ManualClock(start_ms)  # tests: ``clock.advance(30.0)`` instead of sleeping
+>>> WALL_CLOCK.now_ms() > 1_700_000_000_000   # the real time (the default everywhere)
+True
+>>> clock = ReplayClock(1_700_000_000_000)   # time as replayed data says; sessions advance it
+>>> clock.advance_to(1_700_000_060_000)      # ... to each bar's close
+>>> clock.now_ms(), clock.monotonic_s()
+(1700000060000, 1700000060.0)
+>>> clock = ManualClock(1_700_000_000_000)   # tests: ``clock.advance(30.0)`` instead of sleeping
+>>> clock.advance(30.0)
+1700000030000
 
 Components take a ``clock`` argument that defaults to :data:`WALL_CLOCK`. Real *waiting*
 (``asyncio.sleep``, socket timeouts) stays on the event loop's real time; the clock decides
@@ -91,9 +97,13 @@ class ReplayClock:
 class ManualClock(ReplayClock):
     """A clock that moves only when told: for tests and notebooks.
 
-    >>> clock = ManualClock(1_700_000_000_000)
-    >>> feed = LiveFeed(sources, stale_after=30.0, clock=clock)
+    >>> clock = ManualClock(1_700_000_000_000)  # e.g. LiveFeed(sources, stale_after=30.0, clock=clock)
     >>> clock.advance(31.0)   # the feed's stale monitor now sees 31 quiet seconds
+    1700000031000
+    >>> clock.advance(-1.0)
+    Traceback (most recent call last):
+    ...
+    lyra.core.errors.ValidationError: seconds=-1.0: a clock only moves forward (pass seconds >= 0)
 
     Both readings move together (``monotonic_s() == now_ms() / 1000``); like a
     :class:`ReplayClock` it never goes back.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from lyra.core.clock import WALL_CLOCK
 from lyra.core.errors import ValidationError
 
 _TIMEFRAME_UNITS_MS = {
@@ -29,8 +30,9 @@ def datetime_to_ms(dt: datetime) -> int:
 
 
 def utc_now_ms() -> int:
-    """The wall clock in ms. Sessions must read time from a Clock instead."""
-    return int(datetime.now(tz=UTC).timestamp() * 1000)
+    """The wall clock in ms (:data:`lyra.core.clock.WALL_CLOCK`). Components take a ``clock``
+    argument instead, so that tests can move time."""
+    return WALL_CLOCK.now_ms()
 
 
 def parse_utc(text: str) -> datetime:

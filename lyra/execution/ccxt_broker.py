@@ -38,6 +38,7 @@ from typing import Any
 
 import ccxt
 
+from lyra.core.clock import WALL_CLOCK
 from lyra.core.enums import OrderEventType, OrderStatus, OrderType, Side, TimeInForce
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
@@ -163,7 +164,7 @@ class CcxtBroker:
         self.symbols = {i.symbol: i.id for i in self.instruments.values()}
         self.rest_sync_interval_s = rest_sync_interval_s
         self._sleep = sleep
-        self._now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self._now_ms = now_ms or WALL_CLOCK.now_ms
         self._orders: dict[str, _Tracked] = {}
         self._by_venue_id: dict[str, str] = {}
         self._reports: list[ExecutionReport] = []

@@ -5,11 +5,13 @@ real world: it reads each venue's book through ccxt, sends every child through *
 risk** and then the venue's :class:`~lyra.execution.ccxt_broker.CcxtBroker` (write-ahead: the
 child is in the log before it is sent), waits for the IOC child to finish, and records the
 routing decision (books seen, split, expected price: ``route.decision``) and its outcome
-(achieved vs expected, per child: ``route.completed``) in the event log.
+(achieved vs expected, per child: ``route.completed``) in the event log. With a broker and
+a ccxt client per live venue (the tests use the fake exchange), so not run as a doctest::
 
->>> desk = RoutedDesk({"binance": VenueLink(broker_a, ex_a, inst_a), ...}, ledger=ledger,
-...                   risk=engine, risk_context=ctx_fn, account_id="router")
->>> result = desk.route(Side.BUY, Decimal("2500"))
+    desk = RoutedDesk({"binance": VenueLink(broker_a, ex_a, inst_a),
+                       "kraken": VenueLink(broker_b, ex_b, inst_b)}, ledger=ledger,
+                      risk=engine, risk_context=ctx_fn, account_id="router")
+    result = desk.route(Side.BUY, Decimal("2500"))
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from lyra.audit.ledger import Ledger
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.enums import OrderEventType, Side
 from lyra.core.errors import RiskRejected, ValidationError
 from lyra.core.instrument import Instrument
@@ -44,11 +47,13 @@ class VenueLink:
 
 
 class RoutedDesk:
-    """Routes parent orders across :class:`VenueLink` s; every child passes ``risk``."""
+    """Routes parent orders across :class:`VenueLink` s; every child passes ``risk``.
+    ``clock`` stamps the children and their log entries; ``wait_s`` is a real wait (seconds)
+    for a child's final report from its venue."""
 
     def __init__(self, venues: Mapping[str, VenueLink], *, ledger: Ledger, risk: Any,
                  risk_context: Callable[[Order], Any], account_id: str, actor: str = "router",
-                 wait_s: float = 5.0) -> None:
+                 wait_s: float = 5.0, clock: Clock = WALL_CLOCK) -> None:
         if not venues:
             raise ValidationError("venues", {}, "give at least one venue")
         self.venues = dict(venues)
@@ -58,6 +63,7 @@ class RoutedDesk:
         self.account_id = account_id
         self.actor = actor
         self.wait_s = wait_s
+        self.clock = clock
         st = ledger.state
         mine = [c for c, s in st.order_sessions.items() if s == account_id]
         self.seq = max((int(c.rsplit("-", 1)[1]) for c in mine if c.rsplit("-", 1)[1].isdigit()), default=0)
@@ -98,7 +104,7 @@ class RoutedDesk:
                              intent.limit_price, intent.stop_price, intent.time_in_force, tag=intent.tag)
         self.seq += 1
         cid = client_order_id(self.account_id, self.seq)
-        now = int(time.time() * 1000)
+        now = self.clock.now_ms()
         order = Order(cid, intent, created_ts=now)
         d = self.risk.check(order, self.risk_context(order))
         if d.approved and d.quantity != intent.quantity:  # risk may shrink a child, never grow it

@@ -29,7 +29,6 @@ import os
 import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lyra.core.clock import WALL_CLOCK
 from lyra.core.errors import ConfigError, ValidationError
 from lyra.ops.context import ENV_RUN_DIR, ENV_RUN_ID, READS_FILE, RESULTS_FILE, DataRange
 from lyra.store.tables_ops import runs
@@ -51,7 +51,7 @@ _UNSET = object()
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return WALL_CLOCK.now_ms()
 
 
 # ---------------------------------------------------------------------------- validation

@@ -11,7 +11,6 @@ the event log moved: the log's ``seq`` is monotonic, so "what changed since" is 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lyra.core.clock import WALL_CLOCK
 from lyra.core.errors import ValidationError
 from lyra.readside.book import BookView, query_book, query_book_instruments, query_spread_depth
 from lyra.session.lease import session_statuses
@@ -83,7 +83,7 @@ class SessionInfo:
 
     def responding(self, now_ms: int | None = None) -> bool:
         """A running session whose heartbeat is recent (wall clock)."""
-        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        now = WALL_CLOCK.now_ms() if now_ms is None else now_ms
         return self.status == "running" and now - self.heartbeat_ts <= STALE_HEARTBEAT_MS
 
 

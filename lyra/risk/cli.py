@@ -66,7 +66,7 @@ def kill_command(
     target = _which(session, all_)
     if not actor.strip():
         _fail("--actor NAME is required: the kill switch records who pulled it")
-    store = None
+    store: Any = None
     try:
         _, store, ks = _open()
         if target is not None:
@@ -93,7 +93,7 @@ def rearm_command(
     from lyra.auth.permissions import PermissionDenied, parse_role
 
     target = _which(session, all_)
-    store = None
+    store: Any = None
     try:
         r = parse_role(role)
         _, store, ks = _open()
@@ -116,7 +116,7 @@ def status_command(
     """Trading states, kill requests, breaker trips and (with --config) position-limit usage."""
     from lyra.risk.config import RiskConfig
 
-    store = None
+    store: Any = None
     try:
         cfg = RiskConfig.from_toml(config) if config else None
         _, store, ks = _open()

@@ -40,6 +40,7 @@ from lyra.audit.chain import canonical_json
 from lyra.audit.codec import order_created_payload, order_from_created
 from lyra.audit.log import EventLog
 from lyra.auth.permissions import Action, Principal
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import LyraError, ValidationError
 from lyra.core.orders import TRANSITIONS, Order, OrderEvent, OrderIntent, client_order_id
@@ -57,10 +58,6 @@ COMMAND_TTL_MS = 60_000
 KINDS = ("submit", "cancel")
 _INTENT_KEYS = ("instrument_id", "side", "order_type", "quantity", "limit_price", "stop_price",
                 "time_in_force", "post_only", "reduce_only")
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def intent_payload(intent: OrderIntent) -> dict[str, Any]:
@@ -110,11 +107,18 @@ def _row(r: Any) -> Command:
 
 
 class CommandQueue:
-    """Queue operator orders for running sessions and read their outcome (any process)."""
+    """Queue operator orders for running sessions and read their outcome (any process).
 
-    def __init__(self, engine: Engine, jsonl_path: Path | None = None) -> None:
+    ``clock`` (wall time, ms) stamps the commands and judges heartbeats and time-to-live
+    (:data:`STALE_AFTER_MS`, :data:`COMMAND_TTL_MS`); tests hand in a
+    :class:`~lyra.core.clock.ManualClock` and move it past a limit instead of waiting a minute.
+    """
+
+    def __init__(self, engine: Engine, jsonl_path: Path | None = None, *, clock: Clock = WALL_CLOCK
+                 ) -> None:
         self.engine = engine
         self.log = EventLog(engine, jsonl_path)
+        self.clock = clock
 
     # -- asking ------------------------------------------------------------------------------
     def submit_order(self, session_id: str, intent: OrderIntent, principal: Principal,
@@ -165,11 +169,12 @@ class CommandQueue:
                                   f"a {row['mode']} session takes no operator orders")
         from lyra.session.lease import read_lease, session_statuses, stale_reason
 
-        if session_statuses(self.engine, [row])[session_id] == "stale":  # its owner died
-            why = stale_reason(read_lease(self.engine, session_id), int(row["heartbeat_ts"]), _wall_ms())
+        now = self.clock.now_ms()
+        if session_statuses(self.engine, [row], now)[session_id] == "stale":  # its owner died
+            why = stale_reason(read_lease(self.engine, session_id), int(row["heartbeat_ts"]), now)
             raise ValidationError("session_id", session_id, f"session is stale: {why}; nothing would "
                                   "execute the order", f"`lyra session resume {session_id}` to run it again")
-        age = _wall_ms() - int(row["heartbeat_ts"])
+        age = now - int(row["heartbeat_ts"])
         if age > STALE_AFTER_MS:
             raise ValidationError("session_id", session_id,
                                   f"not responding: its last heartbeat was {age // 1000} s ago",
@@ -178,7 +183,7 @@ class CommandQueue:
 
     def _insert(self, session_id: str, kind: str, payload: dict[str, Any], principal: Principal,
                 reason: str) -> Command:
-        now = _wall_ms()
+        now = self.clock.now_ms()
         values = {"session_id": session_id, "kind": kind, "payload": canonical_json(payload),
                   "actor": principal.subject, "role": principal.role.value, "reason": reason.strip(),
                   "created_ts": now, "status": "pending", "result": "", "client_order_id": "",
@@ -233,7 +238,7 @@ class CommandQueue:
         command was not pending any more (``only_pending``): an outcome is written once."""
         if status not in ("done", "refused"):
             raise ValidationError("status", status, "must be done or refused")
-        now = _wall_ms()
+        now = self.clock.now_ms()
         q = sc.update().where(sc.c.id == command_id)
         if only_pending:
             q = q.where(sc.c.status == "pending")
@@ -253,11 +258,13 @@ class CommandQueue:
 class SessionCommands:
     """What a :class:`~lyra.session.runtime.Session` does with its commands: take the pending
     ones at a heartbeat (:meth:`take`), re-do logged ones at the same event on resume
-    (:meth:`schedule` + :meth:`redo`), refuse what is left when it ends (:meth:`close`)."""
+    (:meth:`schedule` + :meth:`redo`), refuse what is left when it ends (:meth:`close`).
+    Time-to-live is wall time (``clock``), not the session's data clock: a replay of 2018
+    still refuses a command queued a minute before it was taken."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, clock: Clock = WALL_CLOCK) -> None:
         self.s = session
-        self.queue = CommandQueue(session.engine, session.log.jsonl_path)
+        self.queue = CommandQueue(session.engine, session.log.jsonl_path, clock=clock)
         self._applied: set[int] | None = None  # command ids in this session's log
 
     def schedule(self) -> dict[int, list[dict[str, Any]]]:
@@ -276,7 +283,7 @@ class SessionCommands:
         if not pending:
             return
         applied = self._applied_ids()
-        now = _wall_ms()
+        now = self.queue.clock.now_ms()
         for cmd in pending:
             if cmd.id in applied:  # acted on before a restart, its row never marked: not twice
                 self.queue.mark(cmd.id, "done", "applied before the session restarted (see its log)")

@@ -191,7 +191,7 @@ class ControlPlane:
                     self.kill.acknowledge(req, s.sid, cancelled=done[0], flatten_orders=done[1])
                 # A killed session stops once its cancels and flattening orders are done
                 # (they still need market data to complete); `lyra session resume` after a re-arm.
-                s._stop_when_idle = True
+                s._stop_when_idle = s._kill_pending = True
         s.commands.take(n, t)  # operator orders: after any kill, so a halt denies them
         if s._stop_when_idle and not s.working and s._flatten_after is None:
             return True  # killed, and nothing left to complete: stop now, not at the next bar
@@ -229,6 +229,7 @@ class ControlPlane:
                 # Orders being cancelled can still fill (the venue has not seen the cancel yet):
                 # flatten what is left once every cancel has completed.
                 s._flatten_after = req
+                s._kill_pending = True
             else:
                 intents = flatten_intents(s.holdings, s.instruments, req)
                 if intents:
@@ -238,10 +239,12 @@ class ControlPlane:
         return cancelled, flat
 
     def idle_after_kill(self, t: int) -> bool:
-        """Killed and nothing working: flatten now if that was waiting for the cancels; True
-        when the session may stop."""
+        """Killed and nothing working: flatten now if that was waiting for the cancels (a
+        resumed run does it at the same event as the run it repeats); True when nothing is
+        left working (a killed run may stop)."""
         s = self.s
         req, s._flatten_after = s._flatten_after, None
+        s._kill_pending = s._stop_when_idle
         if req is None:
             return True
         from lyra.risk.engine import flatten_intents

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import stat
-import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from lyra.audit.ledger import Ledger
-from lyra.core.clock import ReplayClock
+from lyra.core.clock import WALL_CLOCK, Clock, ReplayClock
 from lyra.core.errors import ConfigError
 from lyra.core.instrument import Instrument
 from lyra.core.market import MarketEvent
@@ -138,15 +137,18 @@ class _ContinuingRecorder(SessionRecorder):
 
 class LiveSession(Session):
     """A session on a real venue. Build with :func:`lyra.session.factory.open_session`
-    (``mode = "live"``); after a restart the same call continues where the log ends."""
+    (``mode = "live"``); after a restart the same call continues where the log ends.
+    ``clock`` follows the market data; ``wall_clock`` stamps what happens at the venue meanwhile
+    (the reconciliation on start)."""
 
     broker: CcxtBroker
 
     def __init__(self, config: SessionConfig, *, engine: Engine, feed: Iterable[MarketEvent],
                  broker: CcxtBroker, risk: RiskGate | None, instruments: Mapping[str, Instrument],
                  clock: ReplayClock, jsonl_path: Path | None = None, risk_context: Any = None,
-                 policy: ReconcilePolicy | None = None) -> None:
+                 policy: ReconcilePolicy | None = None, wall_clock: Clock = WALL_CLOCK) -> None:
         check_live_config(config)
+        self.wall_clock = wall_clock
         super().__init__(config, engine=engine, feed=feed, broker=broker, risk=risk,
                          instruments=instruments, clock=clock, jsonl_path=jsonl_path,
                          risk_context=risk_context)
@@ -211,7 +213,7 @@ class LiveSession(Session):
                         fills_since_ts=since, policy=self.policy)
         res.differences.extend(self._interrupted_algos())
         # Wall time for these entries; the session clock stays with the market data.
-        now = max(self.clock.now_ms(), int(time.time() * 1000))
+        now = max(self.clock.now_ms(), self.wall_clock.now_ms())
         with self.recorder.transaction() as tx:
             if first:
                 totals = {a: plain_str(b.total) for a, b in sorted(res.venue_balances.items())}

@@ -108,13 +108,15 @@ def parity_report(config: SessionConfig, *, market_dir: Path, risk: Any = None,
     with tempfile.TemporaryDirectory() as tmp:
         url = db_url or f"sqlite:///{Path(tmp) / 'parity.db'}"
         engine = create_engine_for(url)
-        upgrade(engine)
-        cfg = config.model_copy(update={"mode": "backtest", "speed": None})
-        session = open_session(cfg, engine=engine, market_dir=market_dir, risk=risk)
-        result = session.run()
-        fills = [f for _, f in session.ledger.state.fills]
-        explain = _explanations(EventLog(engine), cfg.session_id)
-        engine.dispose()
+        try:
+            upgrade(engine)
+            cfg = config.model_copy(update={"mode": "backtest", "speed": None})
+            session = open_session(cfg, engine=engine, market_dir=market_dir, risk=risk)
+            result = session.run()
+            fills = [f for _, f in session.ledger.state.fills]
+            explain = _explanations(EventLog(engine), cfg.session_id)
+        finally:
+            engine.dispose()  # on errors too: no connection outlives the comparison
     runtime = pd.DataFrame({
         "ts": [f.ts for f in fills], "side": [f.side.value for f in fills],
         "price": [float(f.price) for f in fills], "size": [float(f.quantity) for f in fills],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,22 +9,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from lyra.audit.chain import canonical_json
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.store.tables_session import sessions
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class SessionRegistry:
-    """Rows of the ``sessions`` table. Wall-clock times: this is operations, not the ledger."""
+    """Rows of the ``sessions`` table. Wall-clock times (``clock``): this is operations, not
+    the ledger, so a replayed session's heartbeat is the real time it was alive."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = WALL_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def upsert(self, session_id: str, config: Any, *, status: str, pid: int | None = None,
                host: str = "") -> None:
-        now = _wall_ms()
+        now = self.clock.now_ms()
         values = {"session_id": session_id, "mode": config.mode,
                   "config": canonical_json(config.model_dump(mode="json")), "status": status, "pid": pid,
                   "host": host, "created_ts": now, "heartbeat_ts": now, "stop_requested": False,
@@ -39,7 +37,7 @@ class SessionRegistry:
 
     def update(self, session_id: str, *, heartbeat: bool = True, **values: Any) -> None:
         if heartbeat:
-            values["heartbeat_ts"] = _wall_ms()
+            values["heartbeat_ts"] = self.clock.now_ms()
         with self.engine.begin() as conn:
             conn.execute(sessions.update().where(sessions.c.session_id == session_id).values(**values))
 

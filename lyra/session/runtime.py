@@ -191,6 +191,7 @@ class Session:
         self.killed = False
         self._stop_when_idle = False
         self._flatten_after: Any = None  # a kill's flattening, waiting for its cancels to complete
+        self._kill_pending = False  # either of the two above: checked once per event
         self.commands = SessionCommands(self)  # operator orders: taken and re-done like kills
         self._commands_at: dict[int, list[dict[str, Any]]] = {}  # resuming: by event (set by run)
         #: use the array loop for a plain replay of one bar series (same results, faster)
@@ -323,8 +324,10 @@ class Session:
                     ctl.act_on_kill(self._kills_at.pop(n), n, t)
                 if redo_at and n in redo_at:
                     self.commands.redo(redo_at.pop(n), n, t)
-                if self._stop_when_idle and not working and ctl.idle_after_kill(t):
-                    return n, True  # killed: its cancels and flattening have all completed
+                # A kill's flattening waits for its cancels (a resumed run too, at the same
+                # event); a killed run stops once that is all done.
+                if self._kill_pending and not working and ctl.idle_after_kill(t) and self._stop_when_idle:
+                    return n, True
                 if not n & poll_mask and time.monotonic() >= ctl.next_poll:
                     ctl.next_poll = time.monotonic() + POLL_INTERVAL_S
                     if ctl.poll(n, t):
@@ -404,7 +407,7 @@ class Session:
                     ctl.act_on_kill(self._kills_at.pop(n), n, t)
                 if redo_at and n in redo_at:
                     self.commands.redo(redo_at.pop(n), n, t)
-                if self._stop_when_idle and not working and ctl.idle_after_kill(t):
+                if self._kill_pending and not working and ctl.idle_after_kill(t) and self._stop_when_idle:
                     self.last_data_ts[iid] = t
                     return n, True, t
                 if not n & 1023 and time.monotonic() >= ctl.next_poll:

@@ -36,6 +36,8 @@ def test_demo_session_pinned(session_home):
     assert verify(h["engine"], h["home"] / "audit" / "events.jsonl").ok
 
 
+@pytest.mark.numba
+@pytest.mark.slow
 def test_parity_with_vectorbt_is_exact_with_identical_rules(session_home):
     """Same data, strategy, fee; no slippage (so no tick rounding): zero differences."""
     rep = parity_report(demo_config(session_id="parity", slippage_bps=0), market_dir=session_home["home"] / "market")
@@ -45,6 +47,8 @@ def test_parity_with_vectorbt_is_exact_with_identical_rules(session_home):
     assert abs(rep.pnl_difference) < 0.005
 
 
+@pytest.mark.numba
+@pytest.mark.slow
 def test_parity_explains_every_difference(session_home):
     """With 2 bps slippage the paper venue rounds the slipped price to the tick; vectorbt does
     not. Every trade still pairs up and every difference is explained."""

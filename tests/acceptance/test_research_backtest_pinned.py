@@ -14,6 +14,8 @@ from lyra.execution.costs import CostModel
 from lyra.research import backtest, load_ohlcv
 from lyra.strategy import SmaCross
 
+pytestmark = pytest.mark.numba  # vectorbt's compiled simulators (warm: scripts/warm_numba.py)
+
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "research" / "coinbase_BTC-USD_1h.csv.gz"
 COST = CostModel(maker_fee=Decimal("0.001"), taker_fee=Decimal("0.001"), slippage_bps=Decimal("5"))
 

@@ -5,7 +5,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from lyra.audit import verify
+
+pytestmark = pytest.mark.subprocess
 
 WRITER = textwrap.dedent("""
     import sys

@@ -26,9 +26,13 @@ from lyra.auth.panel_auth import discover_apps
 from lyra.auth.serve import LyraServer, default_apps_dir
 from lyra.auth.totp import totp_code
 from lyra.bootstrap import initialise
+from lyra.core.clock import ManualClock
 from lyra.settings import load_settings
 
 from .conftest import PASSWORD, SIGNING_KEY
+
+# A real server: the auth proxy in this process, Panel in a subprocess; ~1 min in all.
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 PG_ADMIN_URL = os.environ.get("LYRA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -239,7 +243,10 @@ def test_replayed_totp_code_is_refused(stack):
     assert r.status_code == 401 and r.json() == {"error": "Username, password or code not accepted."}
 
 
-def test_reused_refresh_token_revokes_the_family(stack):
+def test_reused_refresh_token_revokes_the_family(stack, monkeypatch):
+    # the proxy's grace window runs on a clock the test moves (started where the real one is)
+    grace = ManualClock(round(time.monotonic() * 1000))
+    monkeypatch.setattr(stack.server.proxy, "clock", grace)
     c, _name, _ = stack.login("trader")
     old_rt = c.cookies["lyra_rt"]
     # Only the refresh cookie: the proxy refreshes silently and hands out a new pair.
@@ -249,7 +256,7 @@ def test_reused_refresh_token_revokes_the_family(stack):
     new_at = r.cookies["lyra_at"]
     stack.secrets += [new_rt, new_at]
     assert new_rt != old_rt
-    time.sleep(1.2)  # past the proxy's in-flight grace: now a replay is a replay
+    grace.advance(1.2)  # past the proxy's in-flight grace (1 s): now a replay is a replay
     assert httpx.get(stack.url + "/api/whoami", cookies={"lyra_rt": old_rt}).status_code == 401
     # ...and the whole family is gone: the legitimate new tokens die too.
     assert httpx.get(stack.url + "/api/whoami", cookies={"lyra_rt": new_rt}).status_code == 401
@@ -332,11 +339,11 @@ def test_viewer_cannot_call_a_trader_action(stack):
     assert "auth.permission_denied" in stack.kinds()
 
 
-def test_api_keys_revoked_or_expired_are_refused(stack):
+def test_api_keys_revoked_or_expired_are_refused(stack, monkeypatch):
     name, _ = stack.user("trader")
     svc = stack.server.service
     key = svc.create_api_key(name, ["place_order"], actor="test").key
-    short = svc.create_api_key(name, ["place_order"], ttl=timedelta(seconds=1), actor="test").key
+    short = svc.create_api_key(name, ["place_order"], ttl=timedelta(seconds=60), actor="test").key
     viewer_name, _ = stack.user("viewer")
     viewer_key = svc.create_api_key(viewer_name, ["view_trading"], actor="test").key
     stack.secrets += [key, short, viewer_key]
@@ -345,7 +352,10 @@ def test_api_keys_revoked_or_expired_are_refused(stack):
     assert httpx.post(stack.url + "/api/ping-order", headers=auth(viewer_key)).status_code == 403
     svc.revoke_api_key(key.split("_")[1], actor="test")
     assert httpx.post(stack.url + "/api/ping-order", headers=auth(key)).status_code == 401
-    time.sleep(1.1)
+    assert httpx.post(stack.url + "/api/ping-order", headers=auth(short)).status_code == 200
+    # a minute later (the service's clock, moved instead of waited for) the short key is dead
+    real = svc.clock
+    monkeypatch.setattr(svc, "clock", lambda: real() + timedelta(seconds=61))
     assert httpx.post(stack.url + "/api/ping-order", headers=auth(short)).status_code == 401
     for bad in ("lyra_abc", key[:-1] + "x", "Basic Zm9vOmJhcg==", "Bearer " + "A" * 5000):
         h = {"Authorization": bad if " " in bad else f"Bearer {bad}"}

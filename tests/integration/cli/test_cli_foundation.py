@@ -10,6 +10,8 @@ import sqlalchemy as sa
 
 LYRA = [sys.executable, "-m", "lyra.cli"]
 
+pytestmark = pytest.mark.subprocess
+
 
 def run(args, env, check=False):
     p = subprocess.run([*LYRA, *args], capture_output=True, text=True, env=env, timeout=300)

@@ -11,6 +11,10 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -25,7 +29,7 @@ def test_demo_runs_the_session_checks_the_log_and_serves_login(lyra_home):
     subprocess.run([sys.executable, "-m", "lyra.cli", "init"], env=env, check=True, capture_output=True,
                    timeout=300)
     port = _free_port()
-    p = subprocess.Popen([sys.executable, "-m", "lyra.cli", "demo", "--serve-seconds", "20", "--port",
+    p = subprocess.Popen([sys.executable, "-m", "lyra.cli", "demo", "--serve-seconds", "8", "--port",
                           str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     status = None
     deadline = time.monotonic() + 120

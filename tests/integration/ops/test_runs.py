@@ -93,6 +93,8 @@ def test_parameters_are_parsed_to_the_notebooks_types():
         plan_run(NB / "paper_session.ipynb", {"end": 20170901})
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_a_failing_cell_marks_the_run_failed_and_keeps_the_notebook(session_home, make_notebook, tmp_path):
     h = session_home
     nb = make_notebook(tmp_path / "boom.ipynb", "n = 2\n", "x = n * 21", "raise ValueError(f'boom {x}')",
@@ -124,6 +126,8 @@ def _shipped_rows_before(end: str) -> int:
     return len(_shipped(end))
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_paper_session_notebook_and_its_rerun_reproduce_fills_and_equity(session_home):
     h = session_home
     settings = load_settings()
@@ -170,6 +174,8 @@ def test_paper_session_notebook_and_its_rerun_reproduce_fills_and_equity(session
     assert listed[0]["duration_s"] > 0 and get_run(h["engine"], first["run_id"])["status"] == "finished"
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_rerun_reports_a_mismatch_when_results_differ(session_home, make_notebook, tmp_path):
     h = session_home
     counter = tmp_path / "c.txt"
@@ -185,6 +191,8 @@ def test_rerun_reports_a_mismatch_when_results_differ(session_home, make_noteboo
                                    "fingerprint_match": True, "notebook_match": True, "status": "finished"}
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_daily_report_and_audit_notebooks_on_a_session(session_home):
     h = session_home
     s = open_session(demo_config(session_id="day", end=END), engine=h["engine"],

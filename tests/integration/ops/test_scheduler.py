@@ -123,6 +123,11 @@ TICK_EVERY = 3.0
 HANG_TIMEOUT = 5.0
 
 
+def daemon_test(test):
+    """Tests on the two daemons: one module fixture, ~20 s, notebooks run by papermill kernels."""
+    return pytest.mark.subprocess(pytest.mark.notebook(pytest.mark.slow(test)))
+
+
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory: pytest.TempPathFactory, tick_source) -> dict:
     """Two `schedule run` daemons on one SQLite database, four schedules, ~20 s."""
@@ -185,6 +190,7 @@ def _of(runs, name):
     return sorted((r for r in runs if r["schedule_name"] == name), key=lambda r: (r["fire_ts"], r["attempt"]))
 
 
+@daemon_test
 def test_runs_start_on_time(daemons):
     runs = daemons["runs"]
     firsts = [r for r in runs if r["attempt"] == 1]
@@ -198,6 +204,7 @@ def test_runs_start_on_time(daemons):
     assert all(r["status"] == "finished" and r["key_results"] == {"ok": True, "attempt_seen": 0} for r in ticks)
 
 
+@daemon_test
 def test_two_daemons_never_start_the_same_run_twice(daemons):
     runs = daemons["runs"]
     keys = Counter((r["schedule_name"], r["fire_ts"], r["attempt"]) for r in runs)
@@ -212,6 +219,7 @@ def test_two_daemons_never_start_the_same_run_twice(daemons):
     assert len({r["pid"] for r in runs}) == len(runs)
 
 
+@daemon_test
 def test_a_hung_run_is_killed_at_its_timeout(daemons):
     (hang,) = _of(daemons["runs"], "hang")
     assert hang["status"] == "timeout" and "timeout" in hang["error"]
@@ -223,6 +231,7 @@ def test_a_hung_run_is_killed_at_its_timeout(daemons):
         assert p.info["cwd"] != hang["output_dir"]
 
 
+@daemon_test
 def test_failing_runs_are_retried_as_configured(daemons):
     flaky = _of(daemons["runs"], "flaky")
     assert [(r["attempt"], r["status"]) for r in flaky] == [(1, "failed"), (2, "finished")]
@@ -236,6 +245,7 @@ def test_failing_runs_are_retried_as_configured(daemons):
     assert (daemons["tmp"] / "broken.txt").read_text() == "xx"
 
 
+@daemon_test
 def test_no_run_is_left_running(daemons):
     with daemons["engine"].connect() as c:
         n = c.execute(sa.text("SELECT count(*) FROM runs WHERE status = 'running'")).scalar()

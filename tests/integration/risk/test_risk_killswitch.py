@@ -139,6 +139,7 @@ def _cli_env(tmp_path, db_url):
     return env
 
 
+@pytest.mark.subprocess
 def test_kill_from_another_process_is_seen_within_the_poll_interval(engine, db_url, tmp_path):
     wall = ManualClock(NOW)  # this process's clock: the poll interval (250 ms) is exact
     e = new_engine(engine, clock=wall)

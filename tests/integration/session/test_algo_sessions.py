@@ -211,6 +211,8 @@ taker_fee = "0.006"
 """
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 @sqlite_only
 def test_sigkilled_algo_session_resumes_to_the_uninterrupted_log(session_home, tmp_path):
     """A real process killed with SIGKILL mid-run and resumed with `lyra session resume` (the

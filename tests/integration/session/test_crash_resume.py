@@ -19,6 +19,8 @@ from lyra.session.factory import open_session
 from lyra.session.registry import SessionRegistry
 from lyra.testing.sessions import demo_config
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 CONFIG_TOML = """
 session_id = "crash"
 mode = "paper"

@@ -20,11 +20,12 @@ import sqlalchemy as sa
 
 from lyra.audit import EventLog, verify
 from lyra.auth.permissions import PermissionDenied, Principal, Role
+from lyra.core.clock import ManualClock
 from lyra.core.enums import OrderType, Side
 from lyra.core.errors import InvalidOrder, ValidationError
 from lyra.core.orders import OrderIntent
 from lyra.session import runtime
-from lyra.session.commands import CommandQueue
+from lyra.session.commands import COMMAND_TTL_MS, CommandQueue, SessionCommands
 from lyra.session.factory import open_session
 from lyra.session.recorder import is_operational
 from lyra.session.registry import SessionRegistry
@@ -38,8 +39,9 @@ TRADER = Principal("tina", Role.TRADER)
 VIEWER = Principal("vic", Role.VIEWER)
 RISK_MANAGER = Principal("rita", Role.RISK_MANAGER)
 
-# 0.36 ms of sleep per hourly bar: a heartbeat (every 1024 events) every ~0.5 s, ~10 s of
-# data; risk refuses more than 1 BTC.
+# 0.72 ms of sleep per hourly bar: a heartbeat (every 1024 events) every ~0.75 s, ~15 s of
+# data (the test stops it long before: it asserts it was stopped, not finished); risk refuses
+# more than 1 BTC.
 CONFIG = """
 session_id = "{sid}"
 mode = "paper"
@@ -48,7 +50,7 @@ venue = "coinbase"
 symbols = ["BTC/USD"]
 timeframe = "1h"
 quantity = "0.01"
-speed = 10000000.0
+speed = 5000000.0
 [params]
 fast = 10
 slow = 30
@@ -88,7 +90,8 @@ def of_order(engine, sid: str, cid: str) -> list[str]:
             if e.kind.startswith(("order.", "risk.decision")) and e.data().get("client_order_id") == cid]
 
 
-def wait_for(pred, timeout: float = 10.0, what: str = "") -> Any:
+def wait_for(pred, timeout: float = 60.0, what: str = "") -> Any:
+    """``pred()`` once it is truthy (polled); fails after ``timeout`` s (generous: returns at once)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = pred()
@@ -99,6 +102,8 @@ def wait_for(pred, timeout: float = 10.0, what: str = "") -> Any:
 
 
 # ---------------------------------------------------------------------- a session in another process
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path):
     h = session_home
     eng = h["engine"]
@@ -120,7 +125,7 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
         big_id = q.submit_order(sid, market("2"), TRADER).id
         rest_id = q.submit_order(sid, limit("0.02", "100.00"), TRADER).id
         assert (cmd.status, cmd.actor, cmd.role, cmd.kind) == ("pending", "tina", "trader", "submit")
-        done = q.wait(cmd.id, timeout_s=10)
+        done = q.wait(cmd.id, timeout_s=60)
         taken_s = time.monotonic() - t0
         assert done.status == "done", done.result
         assert taken_s < 2.0, f"took {taken_s:.2f} s"
@@ -134,30 +139,30 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
         [decision] = [e.data() for e in entries(eng, sid, "risk.decision") if e.data()["client_order_id"] == cid]
         assert decision["approved"] is True
         # the fill arrives with the next bar
-        kinds = wait_for(lambda: (k := of_order(eng, sid, cid)) and k[-1] == "order.fill" and k, 10,
-                         "the operator's fill")
+        kinds = wait_for(lambda: (k := of_order(eng, sid, cid)) and k[-1] == "order.fill" and k,
+                         what="the operator's fill")
         assert kinds[:3] == ["risk.decision", "order.created", "order.submit"]
         requested = [e.data() for e in entries(eng, sid, "command.requested")]
         assert requested[0]["command_id"] == cmd.id and requested[0]["reason"] == "hedge"
 
         # Refused by risk: the row says why, the log has the denial.
-        big = q.wait(big_id)
+        big = q.wait(big_id, timeout_s=60)
         assert big.status == "refused"
         assert big.result.startswith(f"order {big.client_order_id} denied by risk: ")
         assert "max_order_qty" in big.result
         assert of_order(eng, sid, big.client_order_id) == ["risk.decision", "order.created", "order.deny"]
 
         # The resting limit order, then its cancel (a risk manager may cancel).
-        rest = q.wait(rest_id)
+        rest = q.wait(rest_id, timeout_s=60)
         assert rest.status == "done", rest.result
-        gone = q.wait(q.cancel_order(sid, rest.client_order_id, RISK_MANAGER, "stale").id)
+        gone = q.wait(q.cancel_order(sid, rest.client_order_id, RISK_MANAGER, "stale").id, timeout_s=60)
         assert (gone.status, gone.result) == ("done", f"order {rest.client_order_id} cancelled")
         assert of_order(eng, sid, rest.client_order_id)[-2:] == ["order.request_cancel", "order.cancel"]
         with eng.connect() as c:
             status = c.execute(sa.text("SELECT status FROM orders WHERE client_order_id = :c"),
                                {"c": rest.client_order_id}).scalar_one()
         assert status == "cancelled"
-        again = q.wait(q.cancel_order(sid, rest.client_order_id, TRADER).id)
+        again = q.wait(q.cancel_order(sid, rest.client_order_id, TRADER).id, timeout_s=60)
         assert (again.status, again.result) == (
             "refused", f"refused: order {rest.client_order_id} is cancelled, nothing to cancel")
 
@@ -288,6 +293,44 @@ def test_commands_left_when_a_session_ends_are_refused_not_run_later(session_hom
     [cmd] = [q.get(i) for i in late]
     assert s.result.events < 2048  # it ended before another heartbeat could take the command
     assert (cmd.status, cmd.result) == ("refused", "refused: session ends finished before taking it")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_heartbeat_age_and_time_to_live_are_judged_on_the_clock(session_home):
+    """No waiting a minute: the queue and the session's command taker read a ManualClock."""
+    h = session_home
+    eng = h["engine"]
+    clock = ManualClock(1_700_000_000_000)
+    s = open_session(demo_config(session_id="ttl", end="2017-09-01"), engine=eng,
+                     market_dir=h["home"] / "market")
+    registry = SessionRegistry(eng, clock=clock)  # the session's heartbeat, on the same clock
+    registry.upsert("ttl", s.config, status="running")
+    q = CommandQueue(eng, clock=clock)
+    taker = SessionCommands(s, clock=clock)  # what the session's heartbeat runs
+
+    old = q.cancel_order("ttl", "ttl-00000001", TRADER)
+    assert old.created_ts == clock.now_ms()
+    clock.advance(30.0)  # a heartbeat 30 s old is still a running session...
+    registry.update("ttl")  # ...and now it beats again
+    young = q.cancel_order("ttl", "ttl-00000002", TRADER)
+    clock.advance(COMMAND_TTL_MS / 1000 - 30.0 + 0.001)  # ``old`` waited just past its time
+    registry.update("ttl")
+    taker.take(1024, 0)
+    old, young = q.get(old.id), q.get(young.id)
+    assert (old.status, old.result) == (
+        "refused", f"refused: expired: not taken within {COMMAND_TTL_MS // 1000} s (the session was not running)")
+    assert old.done_ts == clock.now_ms()
+    # ``young`` (30 s old) was taken: the session looked for the order and said why not
+    assert (young.status, young.result) == ("refused", "refused: order ttl-00000002 is not an order of session ttl")
+    assert [e.data()["command_id"] for e in entries(eng, "ttl", "session.command")] == [young.id]
+
+    # A session whose heartbeat stopped takes no new command (its owner may be dead).
+    clock.advance(60.0)
+    with pytest.raises(ValidationError, match="heartbeat was 60 s ago") as e:
+        q.cancel_order("ttl", "ttl-00000003", TRADER)
+    assert e.value.field == "session_id"
+    registry.update("ttl")  # it beats again: commands are welcome
+    assert q.cancel_order("ttl", "ttl-00000003", TRADER).status == "pending"
 
 
 # ---------------------------------------------------------------------- live: never twice across a restart

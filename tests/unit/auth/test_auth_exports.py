@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import lyra.auth
 
 EXPECTED = {
@@ -85,6 +87,7 @@ def test_exported_names() -> None:
         assert getattr(lyra.auth, name) is not None
 
 
+@pytest.mark.subprocess
 def test_auth_imports_no_database_web_or_ui() -> None:
     code = (
         "import sys, lyra.auth; "

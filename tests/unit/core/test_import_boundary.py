@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.subprocess  # a fresh interpreter shows what an import loads
+
 
 def test_core_imports_only_itself():
     code = "import sys, json, lyra.core; print(json.dumps(sorted(m for m in sys.modules if m.startswith('lyra'))))"

@@ -15,6 +15,8 @@ from lyra.research.backtest import BacktestResult
 from lyra.risk import AtrStop, ExitRules, FixedStop, TakeProfit, TrailingStop
 from lyra.strategy import Rebalance, Signals, SmaCross, Strategy
 
+pytestmark = pytest.mark.numba  # vectorbt's compiled simulators (warm: scripts/warm_numba.py)
+
 
 class Scripted(Strategy):
     """Signals given by hand (for testing the backtester itself)."""

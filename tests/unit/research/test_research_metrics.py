@@ -13,6 +13,8 @@ from lyra.core.errors import ValidationError
 from lyra.research import backtest, metrics
 from lyra.strategy import SmaCross
 
+pytestmark = pytest.mark.numba  # vectorbt's compiled simulators (warm: scripts/warm_numba.py)
+
 # Equity 110, 99, 121 from 100: returns 1/10, -1/10, 2/9.
 EQ = np.array([110.0, 99.0, 121.0])
 R = [Fr(1, 10), Fr(-1, 10), Fr(2, 9)]

@@ -11,6 +11,8 @@ from lyra.research import backtest, expand_grid, sweep
 from lyra.research.sweep import SweepResult
 from lyra.strategy import Bollinger, RsiReversion, SmaCross
 
+pytestmark = pytest.mark.numba  # vectorbt's compiled simulators (warm: scripts/warm_numba.py)
+
 GRID = {"fast": [5, 10, 20], "slow": [20, 30, 50]}
 
 

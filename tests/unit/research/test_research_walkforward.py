@@ -10,6 +10,8 @@ from lyra.core.errors import ValidationError
 from lyra.research import backtest, sweep, walk_forward
 from lyra.strategy import SmaCross
 
+pytestmark = pytest.mark.numba  # vectorbt's compiled simulators (warm: scripts/warm_numba.py)
+
 GRID = {"fast": [5, 10], "slow": [20, 40]}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import lyra.risk
 
 EXPECTED = {
@@ -31,6 +33,7 @@ def test_exported_names_are_pinned():
         assert getattr(lyra.risk, name) is not None
 
 
+@pytest.mark.subprocess
 def test_risk_has_no_io_dependencies():
     """Importing lyra.risk pulls in no database, broker or UI code: the database-bound
     TradingStateStore and KillSwitch load on first use."""
@@ -43,6 +46,7 @@ def test_risk_has_no_io_dependencies():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.subprocess
 def test_database_bound_names_load_on_first_use():
     code = (
         "import sys, lyra.risk; assert 'sqlalchemy' not in sys.modules; "

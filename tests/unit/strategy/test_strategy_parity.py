@@ -23,6 +23,8 @@ from lyra.strategy import (
 )
 from lyra.strategy._indicators import bollinger_nb, ema_nb, rsi_nb, sma_nb
 
+pytestmark = pytest.mark.numba  # vectorbt's compiled simulators (warm: scripts/warm_numba.py)
+
 STRATEGIES = [
     SmaCross(fast=10, slow=30),
     SmaCross(fast=5, slow=50),
