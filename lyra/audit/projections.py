@@ -3,7 +3,9 @@
 :class:`Projector` is the one function from events to state. The live path
 (:class:`lyra.audit.ledger.Ledger`) runs it as it appends and writes what changed to the
 projection tables in the same transaction; :func:`replay` runs it over the stored log, up to
-any moment, to rebuild the state at that time (point-in-time recovery).
+any moment, to rebuild the state at that time (point-in-time recovery). Stored payloads are
+read through the event catalogue (:mod:`lyra.audit.events`), strictly: an entry that does not
+have its kind's shape stops the replay with an error naming the kind and the field.
 """
 
 from __future__ import annotations
@@ -12,10 +14,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lyra.audit.chain import EventRecord
-from lyra.audit.codec import ORDER_CREATED, ORDER_EVENT_PREFIX, order_event_from_payload, order_from_created
+from lyra.audit.codec import ORDER_CREATED, ORDER_EVENT_PREFIX
+from lyra.audit.events import ORDER_TRANSITIONS, OrderCreated, OrderTransition, event_type
 from lyra.core.errors import IntegrityError
 from lyra.core.orders import Fill, Order, OrderEvent
 from lyra.core.positions import Position
+
+_TRANSITIONS: dict[str, type[OrderTransition]] = {c.KIND: c for c in ORDER_TRANSITIONS.values()}
+
+
+def _transition(kind: str) -> type[OrderTransition]:
+    cls = _TRANSITIONS.get(kind)
+    if cls is None:
+        event_type(kind)  # an order.* kind the catalogue does not know: its error
+        raise IntegrityError(f"{kind} is not an order transition")
+    return cls
 
 
 @dataclass(slots=True)
@@ -50,11 +63,11 @@ class Projector:
         """Apply one stored entry (parsing its payload)."""
         kind = rec.kind
         if kind == ORDER_CREATED:
-            return self.created(order_from_created(rec.data()), rec.session_id, rec.seq, rec.ts)
+            created = OrderCreated.from_json(rec.payload)
+            return self.created(created.to_order(), rec.session_id, rec.seq, rec.ts)
         if kind.startswith(ORDER_EVENT_PREFIX):
-            p = rec.data()
-            return self.event(p["client_order_id"], order_event_from_payload(kind, p), rec.session_id,
-                              rec.seq, rec.ts)
+            t = _transition(kind).from_json(rec.payload)
+            return self.event(t.client_order_id, t.to_event(), rec.session_id, rec.seq, rec.ts)
         self.state.last_seq = rec.seq
         self.state.last_ts = rec.ts
         return None  # other kinds (risk decisions, logins...) change no projection here

@@ -50,6 +50,7 @@ import jwt
 from sqlalchemy.engine import Engine
 
 from lyra.audit import EventLog
+from lyra.audit.events import event_type
 from lyra.auth._util import Clock, aware, sha256_hex, utc_now
 from lyra.auth.apikeys import ApiKeyManager, ApiKeyRecord, InvalidApiKey, NewApiKey
 from lyra.auth.passwords import (
@@ -273,7 +274,8 @@ class AuthService:
         at = self.now()
         event = AuthEvent(kind, subject, {k: v for k, v in detail.items() if v is not None}, at=at)
         name = event_kind(event.kind)
-        self.event_log.append(name, event.to_dict(), actor=actor or event.subject, ts=to_ms(at))
+        entry = event_type(name).from_payload(event.to_dict())  # the catalogue's shape, checked
+        self.event_log.append(name, entry.to_payload(), actor=actor or event.subject, ts=to_ms(at))
         log.info("%s subject=%s", name, event.subject)
 
     def signing_secret(self) -> bytes:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from lyra.audit.events import ReconcileCompleted, ReconcileDifference, freeze
 from lyra.core.enums import OrderStatus
 from lyra.core.errors import ValidationError
 from lyra.core.orders import Fill, Order
@@ -66,8 +67,13 @@ class Difference:
     client_order_id: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def to_event(self) -> ReconcileDifference:
+        """The ``reconcile.difference`` entry (``detail`` becomes the payload's other keys)."""
+        return ReconcileDifference(kind=self.kind, client_order_id=self.client_order_id,
+                                   detail=freeze(self.detail))
+
     def to_payload(self) -> dict[str, Any]:
-        return {"kind": self.kind, "client_order_id": self.client_order_id, **self.detail}
+        return self.to_event().to_payload()
 
 
 @dataclass
@@ -87,9 +93,11 @@ class ReconcileResult:
         counts: dict[str, int] = {}
         for d in self.differences:
             counts[d.kind] = counts.get(d.kind, 0) + 1
-        return {"differences": counts, "balances_ok": self.balances_ok,
-                "balance_gaps": self.balance_gaps,
-                "venue_balances": {a: plain_str(b.total) for a, b in sorted(self.venue_balances.items())}}
+        return ReconcileCompleted(
+            differences=counts, balances_ok=self.balances_ok,
+            balance_gaps={a: {k: Decimal(v) for k, v in g.items()} for a, g in self.balance_gaps.items()},
+            venue_balances={a: b.total for a, b in sorted(self.venue_balances.items())},
+        ).to_payload()
 
 
 def _view_detail(before: Order, view: OrderReport) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from lyra.audit.events import RiskDecided, RouteCompleted, RouteDecided
 from lyra.audit.ledger import Ledger
 from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.enums import OrderEventType, Side
@@ -87,15 +88,16 @@ class RoutedDesk:
             plan = plan_fn(qty, quotes)
             decisions.append(plan.to_record())
             record = {"account_id": self.account_id, "round": len(decisions), **plan.to_record()}
+            entry = RouteDecided.from_payload(record)  # the catalogue's shape, checked
             with self.ledger.transaction() as tx:
-                tx.append("route.decision", record, actor=self.actor, session_id=self.account_id)
+                tx.append(entry.KIND, entry.to_payload(), actor=self.actor, session_id=self.account_id)
             return plan
 
         result = execute_route(plan_and_record, self._send_child, self.quotes, quantity=quantity,
                                max_rounds=max_rounds, tag=f"route:{self.account_id}")
+        done = RouteCompleted.from_payload({"account_id": self.account_id, **result.to_record()})
         with self.ledger.transaction() as tx:
-            tx.append("route.completed", {"account_id": self.account_id, **result.to_record()},
-                      actor=self.actor, session_id=self.account_id)
+            tx.append(done.KIND, done.to_payload(), actor=self.actor, session_id=self.account_id)
         return result
 
     def _send_child(self, venue_name: str, intent: OrderIntent) -> list[Fill]:
@@ -111,9 +113,10 @@ class RoutedDesk:
             intent = replace(intent, quantity=d.quantity)
             order = Order(cid, intent, created_ts=now)
         with self.ledger.transaction() as tx:  # committed before anything is sent
-            tx.append("risk.decision", d.to_payload() if hasattr(d, "to_payload") else {
-                "decision_id": str(d.decision_id), "client_order_id": cid, "approved": bool(d.approved),
-                "reason": str(d.reason)}, actor="risk", session_id=self.account_id, ts=now)
+            decided = d.to_event() if hasattr(d, "to_event") else RiskDecided(
+                decision_id=str(d.decision_id), client_order_id=cid, approved=bool(d.approved),
+                reason=str(d.reason))
+            tx.append(decided.KIND, decided.to_payload(), actor="risk", session_id=self.account_id, ts=now)
             tx.create_order(self.account_id, order, actor=self.actor)
             if not d.approved:
                 tx.order_event(self.account_id, cid, OrderEvent(E.DENY, now, reason=str(d.reason)),

@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from lyra.audit.events import EquitySnapshot, RiskDecided
 from lyra.core.clock import WALL_CLOCK
 from lyra.core.errors import ValidationError
 from lyra.readside.book import BookView, query_book, query_book_instruments, query_spread_depth
@@ -275,14 +276,14 @@ class ReadModel:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        data = [json.loads(p) for _s, _t, p in rows]
+        snaps = [EquitySnapshot.from_json(p) for _s, _t, p in rows]
         frame = pd.DataFrame(
             {
                 "seq": [int(r[0]) for r in rows],
                 "ts": [int(r[1]) for r in rows],
-                "equity": [float(d.get("equity", "nan")) for d in data],
-                "marks": [{k: float(v) for k, v in d.get("marks", {}).items()} for d in data],
-                "positions": [{k: float(v) for k, v in d.get("positions", {}).items()} for d in data],
+                "equity": [float(s.equity) for s in snaps],
+                "marks": [dict(s.marks) for s in snaps],
+                "positions": [{k: float(v) for k, v in s.positions.items()} for s in snaps],
             }
         )
         frame["time"] = _time(frame["ts"]) if len(frame) else pd.Series([], dtype="datetime64[ns]")
@@ -298,7 +299,7 @@ class ReadModel:
         )
         with self.engine.connect() as conn:
             p = conn.execute(q).scalar()
-        return {} if p is None else {k: float(v) for k, v in json.loads(p).get("marks", {}).items()}
+        return {} if p is None else dict(EquitySnapshot.from_json(p).marks)
 
     # ------------------------------------------------------------------ risk
     def risk_state(self, *, limit: int = 50) -> RiskState:
@@ -323,19 +324,21 @@ class ReadModel:
         return RiskState(sc, tr, kr)
 
     def risk_decisions(self, session_id: str | None = None, *, limit: int | None = 1000) -> pd.DataFrame:
-        """``risk.decision`` entries: seq, ts, client_order_id, approved, check, reason, quantity."""
+        """``risk.decision`` entries: seq, ts, client_order_id, approved, check, reason, quantity
+        (check "" and quantity NaN where the writer's shape has none: see
+        :class:`lyra.audit.events.RiskDecided`)."""
         ev = self.events(kinds=["risk.decision"], session_id=session_id, limit=limit)
-        data = [json.loads(p) for p in ev["payload"]]
+        data = [RiskDecided.from_json(p) for p in ev["payload"]]
         return pd.DataFrame(
             {
                 "seq": ev["seq"],
                 "ts": ev["ts"],
                 "time": ev["time"],
-                "client_order_id": [d.get("client_order_id", "") for d in data],
-                "approved": [bool(d.get("approved")) for d in data],
-                "check": [d.get("check", "") for d in data],
-                "reason": [d.get("reason", "") for d in data],
-                "quantity": [float(d.get("quantity", "nan")) for d in data],
+                "client_order_id": [d.client_order_id for d in data],
+                "approved": [d.approved for d in data],
+                "check": [d.check or "" for d in data],
+                "reason": [d.reason for d in data],
+                "quantity": [float("nan") if d.quantity is None else float(d.quantity) for d in data],
             }
         )
 

@@ -62,15 +62,12 @@ class BreakerTrip:
         return self.epoch == epoch and (self.until_ts is None or now < self.until_ts)
 
     def to_payload(self) -> dict[str, object]:
-        return {
-            "breaker": self.breaker,
-            "account_id": self.account_id,
-            "instrument_id": self.instrument_id,
-            "action": self.action.value,
-            "reason": self.reason,
-            "ts": self.ts,
-            "until_ts": self.until_ts,
-        }
+        """The ``risk.breaker_trip`` entry's payload (``epoch`` stays in the table)."""
+        from lyra.audit.events import BreakerTripped  # here: `import lyra.risk` loads no database code
+
+        return BreakerTripped(breaker=self.breaker, account_id=self.account_id,
+                              instrument_id=self.instrument_id, action=self.action.value,
+                              reason=self.reason, ts=self.ts, until_ts=self.until_ts).to_payload()
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ from lyra.risk.config import RiskConfig
 from lyra.risk.var import CovarianceModel
 
 if TYPE_CHECKING:
+    from lyra.audit.events import RiskDecided
     from lyra.risk.state import TradingStateStore
 
 _HALTED = TradingState.HALTED
@@ -177,21 +178,19 @@ class RiskDecision:
     def resized(self) -> bool:
         return self.approved and self.quantity != self.requested_quantity
 
+    def to_event(self) -> RiskDecided:
+        """The ``risk.decision`` event-log entry (every field of its shape set)."""
+        from lyra.audit.events import RiskDecided  # here: `import lyra.risk` loads no database code
+
+        return RiskDecided(decision_id=self.decision_id, client_order_id=self.client_order_id,
+                           approved=self.approved, reason=self.reason, check=self.check,
+                           quantity=self.quantity, account_id=self.account_id,
+                           instrument_id=self.instrument_id, requested_quantity=self.requested_quantity,
+                           state=self.state.value, ts=self.ts)
+
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready dict for the ``risk.decision`` event-log entry."""
-        return {
-            "decision_id": self.decision_id,
-            "client_order_id": self.client_order_id,
-            "account_id": self.account_id,
-            "instrument_id": self.instrument_id,
-            "approved": self.approved,
-            "check": self.check,
-            "reason": self.reason,
-            "quantity": str(self.quantity),
-            "requested_quantity": str(self.requested_quantity),
-            "state": self.state.value,
-            "ts": self.ts,
-        }
+        return self.to_event().to_payload()
 
 
 class RiskEngine:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from lyra.audit.events import KillAcknowledged
 from lyra.auth.permissions import Action, Role, require
 from lyra.core.errors import ValidationError
 from lyra.risk._types import GLOBAL_SCOPE, KillRequest, ScopeState, TradingState, account_scope
@@ -80,9 +81,9 @@ class KillSwitch:
         """Record that ``session_id`` cancelled its orders (and sent the flattening) for ``request``."""
         ts = self.store.clock.now_ms()
         with self.store.log.transaction() as tx:
-            tx.append("risk.kill_ack", {"request_id": request.id, "scope": request.scope,
-                                        "cancelled": cancelled, "flatten_orders": flatten_orders},
-                      actor=f"session:{session_id}", session_id=session_id, ts=ts)
+            ack = KillAcknowledged(request_id=request.id, scope=request.scope, cancelled=cancelled,
+                                   flatten_orders=flatten_orders)
+            tx.append(ack.KIND, ack.to_payload(), actor=f"session:{session_id}", session_id=session_id, ts=ts)
             tx.conn.execute(kill_acks.insert().values(request_id=request.id, session_id=session_id, ts=ts,
                                                       cancelled=cancelled, flatten_orders=flatten_orders))
 

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from lyra.audit.events import EVENT_TYPES, KillSwitchPulled, KillSwitchRearmed, TradingStateChanged
 from lyra.audit.log import EventLog, LogTransaction
 from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.errors import ValidationError
@@ -173,12 +174,12 @@ class TradingStateStore:
         ts = self.clock.now_ms()
         prev = _read_scope(tx.conn, scope, lock=True)
         new = ScopeState(scope, st, reason, actor, ts, prev.version + 1, prev.rearms + int(rearm))
-        payload: dict[str, Any] = {
-            "scope": scope, "from": prev.state.value, "to": st.value, "reason": reason,
-            "actor": actor, "version": new.version,
-        }  # fmt: skip
-        payload.update(extra or {})
-        tx.append(kind, payload, actor=actor, session_id=session_id, ts=ts)
+        # The entry's type fixes its fields: ``extra`` must be exactly what ``kind`` adds.
+        entry = _state_change_type(kind)(
+            scope=scope, from_state=prev.state.value, to_state=st.value, reason=reason, actor=actor,
+            version=new.version, **(extra or {}),
+        )  # fmt: skip
+        tx.append(kind, entry.to_payload(), actor=actor, session_id=session_id, ts=ts)
         values = {"state": st.value, "reason": reason, "actor": actor, "ts": ts,
                   "version": new.version, "rearms": new.rearms}
         if prev.version == 0:
@@ -221,6 +222,14 @@ class TradingStateStore:
             q = q.where(breaker_trips.c.account_id == account_id)
         with self.engine.connect() as conn:
             return [_row_trip(r) for r in conn.execute(q)]
+
+
+def _state_change_type(kind: str) -> type[TradingStateChanged | KillSwitchPulled | KillSwitchRearmed]:
+    cls = EVENT_TYPES.get(kind)
+    if cls not in (TradingStateChanged, KillSwitchPulled, KillSwitchRearmed):
+        raise ValidationError("kind", kind, "not a trading-state entry",
+                              "use risk.state_change, risk.kill_switch or risk.rearm")
+    return cls
 
 
 def _check_scope(scope: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +27,21 @@ def _fail(msg: str) -> None:
 
 def run_session(config: Any, *, quiet: bool = False) -> Any:
     """Open (or resume) the session for ``config`` on the configured database and run it."""
-    from tqdm import tqdm
 
     from lyra.bootstrap import open_engine
-    from lyra.session.factory import open_session
 
     settings, engine = open_engine()
+    try:
+        return _run(config, engine, settings, quiet)
+    finally:
+        engine.dispose()
+
+
+def _run(config: Any, engine: Any, settings: Any, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    from lyra.session.factory import open_session
+
     session = open_session(config, engine=engine, market_dir=settings.market_dir,
                            jsonl_path=settings.audit_dir / "events.jsonl")
     feed: Any = session.feed
@@ -90,18 +101,16 @@ def start(
         overrides["session_id"] = session_id
     try:
         cfg = load_session_config(config if config else {}, **overrides)
-        from lyra.bootstrap import open_engine
+        from lyra.session.lease import SessionLease
         from lyra.session.registry import SessionRegistry
 
-        _, engine = open_engine()
-        existing = SessionRegistry(engine).get(cfg.session_id)
-        if existing is not None:
-            from lyra.session.lease import SessionLease
-
-            SessionLease(engine, cfg.session_id).check_free()  # alive: say who owns it
-            st = _status_of(engine, existing)
-            raise ConfigError("session_id", cfg.session_id, f"already exists ({st})",
-                              f"use `lyra session resume {cfg.session_id}` or another id")
+        with _database() as engine:
+            existing = SessionRegistry(engine).get(cfg.session_id)
+            if existing is not None:
+                SessionLease(engine, cfg.session_id).check_free()  # alive: say who owns it
+                st = _status_of(engine, existing)
+                raise ConfigError("session_id", cfg.session_id, f"already exists ({st})",
+                                  f"use `lyra session resume {cfg.session_id}` or another id")
         result = run_session(cfg, quiet=quiet)
     except LyraError as exc:
         _fail(str(exc))
@@ -111,18 +120,17 @@ def start(
 @session_app.command("resume")
 def resume(session_id: str, quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
     """Resume a session after a crash or stop: re-verify its log, then continue."""
-    from lyra.bootstrap import open_engine
     from lyra.session.config import SessionConfig
     from lyra.session.lease import SessionLease
     from lyra.session.registry import SessionRegistry
 
     try:
-        _, engine = open_engine()
-        row = SessionRegistry(engine).get(session_id)
-        if row is None:
-            raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
-        cfg = SessionConfig(**json.loads(row["config"]))
-        SessionLease(engine, session_id).check_free()  # refused at once, before reading its log
+        with _database() as engine:
+            row = SessionRegistry(engine).get(session_id)
+            if row is None:
+                raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
+            cfg = SessionConfig(**json.loads(row["config"]))
+            SessionLease(engine, session_id).check_free()  # refused at once, before reading its log
         result = run_session(cfg, quiet=quiet)
     except LyraError as exc:
         _fail(str(exc))
@@ -132,17 +140,16 @@ def resume(session_id: str, quiet: Annotated[bool, typer.Option(help="No progres
 @session_app.command("stop")
 def stop(session_id: str) -> None:
     """Ask a running session to stop (it finishes its current step and records the stop)."""
-    from lyra.bootstrap import open_engine
     from lyra.session.registry import SessionRegistry
 
     try:
-        _, engine = open_engine()
-        reg = SessionRegistry(engine)
-        row = reg.get(session_id)
-        if row is None:
-            raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
-        _require_running(engine, row, "nothing to stop")
-        reg.request_stop(session_id)
+        with _database() as engine:
+            reg = SessionRegistry(engine)
+            row = reg.get(session_id)
+            if row is None:
+                raise ConfigError("session_id", session_id, "no such session", "see `lyra session status`")
+            _require_running(engine, row, "nothing to stop")
+            reg.request_stop(session_id)
     except LyraError as exc:
         _fail(str(exc))
     console.print(f"stop requested for {session_id}")
@@ -153,22 +160,20 @@ def status(session_id: Annotated[str | None, typer.Argument()] = None) -> None:
     """List sessions, or show one."""
     from datetime import UTC, datetime
 
-    from lyra.bootstrap import open_engine
+    from lyra.session.lease import read_leases, session_statuses
     from lyra.session.registry import SessionRegistry
 
     try:
-        _, engine = open_engine()
-        reg = SessionRegistry(engine)
-        rows = [reg.get(session_id)] if session_id else reg.list()
+        with _database() as engine:
+            reg = SessionRegistry(engine)
+            rows = [reg.get(session_id)] if session_id else reg.list()
+            found = [r for r in rows if r is not None]
+            statuses = session_statuses(engine, found)
+            leases = read_leases(engine)
     except LyraError as exc:
         _fail(str(exc))
-    if session_id and rows[0] is None:
+    if session_id and not found:
         _fail(f"no session {session_id!r}")
-    from lyra.session.lease import read_leases, session_statuses
-
-    found = [r for r in rows if r is not None]
-    statuses = session_statuses(engine, found)
-    leases = read_leases(engine)
     t = Table(title="sessions")
     for c in ("session", "mode", "status", "events", "data time", "heartbeat", "owner", "error"):
         t.add_column(c)
@@ -184,6 +189,18 @@ def status(session_id: Annotated[str | None, typer.Argument()] = None) -> None:
         t.add_row(r["session_id"], r["mode"], statuses[r["session_id"]], f"{r['events_processed']:,}",
                   fmt(r["data_ts"]), fmt(r["heartbeat_ts"]), owner, r["error"][:80])
     console.print(t)
+
+
+@contextmanager
+def _database() -> Iterator[Any]:
+    """The configured database's engine, disposed however the command ends."""
+    from lyra.bootstrap import open_engine
+
+    _, engine = open_engine()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _status_of(engine: Any, row: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ from lyra.core.enums import OrderEventType
 from lyra.core.errors import ValidationError
 from lyra.core.orders import TRANSITIONS, OrderEvent
 from lyra.session import algo_runtime
-from lyra.session.lease import SessionLease
+from lyra.session.lease import LeaseLost, SessionLease
 from lyra.store.tables import events
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class ControlPlane:
         self.signalled: int | None = None
         self._handlers: dict[int, Any] = {}
         self._feed_sleep: Callable[[float], None] | None = None
+        self._keeper: _LeaseKeeper | None = None
 
     # ------------------------------------------------------------------ start and end
     @property
@@ -110,6 +111,7 @@ class ControlPlane:
     def start(self, interval_s: float, on_progress: Callable[[int], None] | None) -> None:
         """Before the run: own the session, take the feed's pacing, catch SIGTERM/SIGINT."""
         self.acquire()
+        self._keeper = _LeaseKeeper(self.lease)
         self.interval_s = interval_s
         self.on_progress = on_progress
         self.next_poll = time.monotonic() + interval_s
@@ -123,6 +125,9 @@ class ControlPlane:
 
     def finish(self) -> None:
         """After the run, however it ended: give back the signals, the pacing and the lease."""
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
         for sig, old in self._handlers.items():
             signal.signal(sig, old)
         self._handlers.clear()
@@ -184,6 +189,9 @@ class ControlPlane:
         if self.kill is not None:
             requests = self.kill.pending(s.sid)
             if requests:
+                # The halt was written with the request: make risk see it now, not at its next
+                # state poll, so no strategy order is approved after the kill is acted on.
+                self.kill.store.refresh(force=True)
                 for req in requests:
                     done = self.act_on_kill({"request_id": req.id, "flatten": req.flatten,
                                              "scope": req.scope, "actor": req.actor, "at_event": n}, n, t)
@@ -253,6 +261,35 @@ class ControlPlane:
         if intents:
             s._submit(intents, t)
         return not s.working
+
+
+class _LeaseKeeper:
+    """Renews the lease from a helper thread while the run lasts, so that a session whose feed
+    is quiet (a live stream between trades) keeps its session; the polls renew it as well and
+    are what notice a takeover. A paused (stopped) or killed process renews nothing: its lease
+    runs out, and another process may take over."""
+
+    def __init__(self, lease: SessionLease) -> None:
+        self._lease = lease
+        self._every = min(10.0, max(0.2, lease.ttl_ms / 3000))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{lease.session_id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            if not self._lease.held:
+                return
+            try:
+                self._lease.renew()
+            except LeaseLost:
+                return  # the run notices at its next commit or poll
+            except Exception:  # the database may be back at the next try
+                log.warning("could not renew the lease of %s", self._lease.session_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def _kill_switch_for(risk: Any) -> Any:

@@ -50,7 +50,7 @@ def start(args, env):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_until(pred, what, procs, timeout=120.0):
+def wait_until(pred, what, procs, timeout=180.0):
     """Poll ``pred()`` until it holds (returns at once then); fail after ``timeout`` s, or as
     soon as one of ``procs`` has exited."""
     deadline = time.monotonic() + timeout
