@@ -105,6 +105,7 @@ class RebalancingView(LiveView):
         self.slippage_bps = slippage_bps
         self.proposal = pd.DataFrame()
         self.marks: dict[str, float] = {}
+        self.weights: dict[str, float] = {}  # the targets the proposal was made for
         super().__init__(rm, session_id, **params)
         self.param.watch(lambda _e: self.reload(), ["targets"])
 
@@ -183,14 +184,16 @@ class RebalancingView(LiveView):
         self._confirm.visible = False
         assert self.desk is not None
         assert self.principal is not None
-        marks = {k: Decimal(repr(v)) for k, v in self.marks.items()}
+        # The session executes it (a ``rebalance`` command): sized net of costs, through risk
+        # with cash checked, by its broker; the answer names the orders and their status.
+        weights = {k: repr(v) for k, v in self.weights.items()}
         try:
-            done = self.desk.submit_rebalance(self.principal, self._trades(), marks)
+            cmd = self.desk.rebalance(self.principal, weights, session_id=self.session_id)
+            cmd = self.desk.commands.wait(cmd.id)
         except LyraError as exc:
             self._out.object = f"Not done: {exc}"
             return
-        lines = [f"`{o.client_order_id}` {o.status.value}" + (f" ({r})" if r else "") for o, r in done]
-        self._out.object = "Recorded: " + ", ".join(lines)
+        self._out.object = cmd.describe()
 
     def clear(self) -> None:
         self._table.value = pd.DataFrame()
@@ -212,6 +215,7 @@ class RebalancingView(LiveView):
             if self.targets.strip()
             else {iid: 1.0 / len(info.instrument_ids) for iid in info.instrument_ids}
         )
+        self.weights = targets
         self.proposal = p = rebalance_proposal(
             dict(last["positions"]),
             self.marks,
@@ -256,9 +260,7 @@ def create_app() -> pn.viewable.Viewable:
         fee = float(next(iter(instruments.values())).taker_fee)
         slip = float(cfg.slippage_bps)
         if who is not None and who.can(Action.SUBMIT_REBALANCE):
-            desk = ManualDesk(
-                rm.engine, instruments, jsonl_path=jsonl, equity=Decimal(repr(sum(info.balances.values())))
-            )
+            desk = ManualDesk(rm.engine, instruments, session_id=sid, jsonl_path=jsonl)
     view = RebalancingView(
         rm, query_param("session"), principal=who, desk=desk, fee_rate=fee, slippage_bps=slip
     )

@@ -106,6 +106,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return it.get_closest_marker("slow") is None
 
     items.sort(key=later)
+    _group_node_ids(config, items)
+
+
+def _group_node_ids(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``--dist loadgroup`` group again. xdist tells its scheduler a test's group by
+    appending ``@group`` to the node id, but pytest 9.2 builds node ids from a structured
+    ``item._id`` and ignores the ``item._nodeid`` that pytest-xdist 3.8 writes, so groups were
+    silently dropped (pytest-dev/pytest-xdist#1386). Do the same on the structured id, on
+    workers only, once per test."""
+    if not hasattr(config, "workerinput") or not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        node_id = getattr(item, "_id", None)
+        groups = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
+        if node_id is None or not groups or "@" in item.nodeid.rpartition("]")[2]:
+            continue
+        item._id = type(node_id).parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 # numba: vectorbt's simulators from the on-disk cache that scripts/warm_numba.py fills ----------

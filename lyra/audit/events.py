@@ -81,6 +81,7 @@ from lyra.audit.events_ops import (
     SessionKilled,
     SessionStarted,
     SessionStopped,
+    StrategyDenied,
     TradingStateChanged,
 )
 from lyra.audit.events_orders import (
@@ -105,7 +106,8 @@ from lyra.audit.events_orders import (
 
 _ALL: tuple[type[Event], ...] = (
     OrderCreated, *ORDER_TRANSITIONS.values(), RiskDecided,
-    SessionStarted, SessionFinished, SessionStopped, EquitySnapshot, SessionKilled, CommandApplied,
+    SessionStarted, SessionFinished, SessionStopped, EquitySnapshot, SessionKilled, StrategyDenied,
+    CommandApplied,
     CommandRequested, CommandDone,
     TradingStateChanged, KillSwitchPulled, KillSwitchRearmed, KillAcknowledged, BreakerTripped,
     AlgoStarted, AlgoFinished, RouteDecided, RouteCompleted,
@@ -210,6 +212,7 @@ __all__ = [
     "SessionKilled",
     "SessionStarted",
     "SessionStopped",
+    "StrategyDenied",
     "TradingStateChanged",
     "event_type",
     "freeze",

@@ -68,6 +68,20 @@ class EquitySnapshot(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyDenied(Event):
+    """``session.denials`` (``lyra.session.gateway``): risk denied a strategy's orders on one
+    instrument ``count`` times in a row; the session stops sending that intent (the same side)
+    until the strategy's signal changes, rather than burn the session on denials."""
+
+    KIND: ClassVar[str] = "session.denials"
+    instrument_id: str
+    side: str  #: the side no longer sent
+    count: int
+    reason: str  #: the last denial's reason
+    client_order_id: str  #: the last denied order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionKilled(Event):
     """``session.kill`` (``lyra.session.control``): the session acted on a kill-switch request
     at event ``at_event`` (a resume acts on it at the same event)."""

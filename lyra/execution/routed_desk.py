@@ -108,14 +108,18 @@ class RoutedDesk:
         cid = client_order_id(self.account_id, self.seq)
         now = self.clock.now_ms()
         order = Order(cid, intent, created_ts=now)
+        asked = intent.quantity
         d = self.risk.check(order, self.risk_context(order))
         if d.approved and d.quantity != intent.quantity:  # risk may shrink a child, never grow it
             intent = replace(intent, quantity=d.quantity)
             order = Order(cid, intent, created_ts=now)
         with self.ledger.transaction() as tx:  # committed before anything is sent
+            # one risk.decision shape for every entry point: the engine's (11 fields)
             decided = d.to_event() if hasattr(d, "to_event") else RiskDecided(
                 decision_id=str(d.decision_id), client_order_id=cid, approved=bool(d.approved),
-                reason=str(d.reason))
+                reason=str(d.reason), check=str(getattr(d, "check", "")), quantity=d.quantity,
+                account_id=self.account_id, instrument_id=intent.instrument_id,
+                requested_quantity=asked, state=str(getattr(d, "state", "active")), ts=now)
             tx.append(decided.KIND, decided.to_payload(), actor="risk", session_id=self.account_id, ts=now)
             tx.create_order(self.account_id, order, actor=self.actor)
             if not d.approved:

@@ -8,9 +8,10 @@ as everything else:
   (``risk.decision``), the ledger, its broker (paper or live). The returned
   :class:`~lyra.session.commands.Command` is pending; poll :meth:`ManualDesk.command` for the
   outcome (``sent to session X: order <cid> accepted`` / ``denied by risk: ...``).
-* :meth:`ManualDesk.submit_rebalance` (the rebalancing page) still records risk-checked orders
-  for the ``manual`` account, which no broker executes, and :meth:`ManualDesk.cancel_manual`
-  cancels those. That is the only use of the ``manual`` pseudo-session left.
+* :meth:`ManualDesk.rebalance` (the rebalancing page) queues a ``rebalance`` command the same
+  way: the running session sizes the orders net of costs and sends them through its order
+  gateway (risk with cash checked, ledger, broker). :meth:`ManualDesk.cancel_manual` only
+  cancels orders older versions left on the ``manual`` pseudo-account.
 
 Every function takes the :class:`~lyra.auth.permissions.Principal` and checks it again (the
 app also hides the controls from roles that may not use them).
@@ -21,7 +22,6 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lyra.audit import EventLog, Ledger
@@ -30,11 +30,10 @@ from lyra.core.clock import WallClock
 from lyra.core.enums import OrderEventType, OrderStatus, OrderType, Side
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
-from lyra.core.orders import Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.orders import Order, OrderEvent, OrderIntent
 from lyra.core.values import to_decimal
 from lyra.risk._types import KillRequest
 from lyra.session.commands import Command, CommandQueue
-from lyra.store.tables import orders
 
 MANUAL_SESSION = "manual"
 
@@ -78,10 +77,6 @@ class ManualDesk:
         equity: Decimal = Decimal(0),
         risk: dict[str, object] | None = None,
     ) -> None:
-        from lyra.risk.config import RiskConfig
-        from lyra.risk.engine import RiskEngine
-        from lyra.risk.state import TradingStateStore
-
         self.engine = engine
         self.instruments = instruments
         self.session_id = session_id
@@ -89,22 +84,7 @@ class ManualDesk:
         self.clock = WallClock()
         self.log = EventLog(engine, jsonl_path, clock=self.clock)
         self.equity = equity
-        currency = next(iter(instruments.values())).quote if instruments else "USD"
-        cfg = RiskConfig.from_dict({"currency": currency, **(risk or {})})
-        self.risk = RiskEngine(
-            cfg,
-            TradingStateStore(self.log),
-            clock=self.clock,
-            account_id=MANUAL_SESSION,
-            session_id=MANUAL_SESSION,
-        )
-
-    def _next_id(self) -> str:
-        with self.engine.connect() as conn:
-            n = conn.execute(
-                sa.select(sa.func.count()).select_from(orders).where(orders.c.session_id == MANUAL_SESSION)
-            ).scalar_one()
-        return client_order_id(MANUAL_SESSION, int(n) + 1)
+        self.risk = risk  # kept for callers; the session's own risk engine decides
 
     def _target(self, session_id: str | None) -> str:
         sid = session_id or self.session_id
@@ -147,76 +127,27 @@ class ManualDesk:
         """A command as it is now (poll it until ``finished`` for the session's answer)."""
         return self.commands.get(command_id)
 
-    def submit_rebalance(
-        self, principal: Principal, trades: list[tuple[str, str, Decimal]], marks: dict[str, Decimal]
-    ) -> list[tuple[Order, str]]:
-        """Risk-check and record each ``(instrument_id, side, quantity)`` market order of a
-        rebalance (``submit_rebalance`` permission); one risk decision per order."""
-        principal.require(Action.SUBMIT_REBALANCE)
-        return [
-            self._record(principal, iid, side, qty, None, marks.get(iid, Decimal(0)), "rebalance")
-            for iid, side, qty in trades
-        ]
-
-    def _record(
+    def rebalance(
         self,
         principal: Principal,
-        instrument_id: str,
-        side: str,
-        quantity: Decimal | str,
-        limit_price: Decimal | str | None,
-        mark: Decimal,
-        why: str,
-    ) -> tuple[Order, str]:
-        from lyra.risk.engine import RiskContext
-
-        inst = self.instruments.get(instrument_id)
-        if inst is None:
-            raise ValidationError(
-                "instrument", instrument_id, "unknown instrument", ", ".join(sorted(self.instruments))
-            )
-        if side not in ("buy", "sell"):
-            raise ValidationError("side", side, "must be buy or sell")
-        if mark <= 0:
-            raise ValidationError("mark", mark, "no market price for this instrument yet")
-        otype = OrderType.MARKET if limit_price in (None, "") else OrderType.LIMIT
-        lp = None if otype is OrderType.MARKET else Decimal(str(limit_price))
-        intent = OrderIntent(
-            instrument_id, Side(side), Decimal(str(quantity)), otype, lp, tag=f"{why}:{principal.subject}"
-        )
-        now = self.clock.now_ms()
-        cid = self._next_id()
-        order = Order(cid, intent, created_ts=now)
-        ledger = Ledger(self.log, session_id=MANUAL_SESSION)
-        held = {iid: p.quantity for (_s, iid), p in ledger.state.positions.items()}
-        open_orders = [o for o in ledger.state.orders.values() if not o.status.is_terminal]
-        ctx = RiskContext(
-            account_id=MANUAL_SESSION,
-            positions=held,
-            marks={instrument_id: mark},
-            equity=self.equity,
-            balances={inst.quote: self.equity},
-            open_orders=open_orders,
-            instruments=self.instruments,
-            now=now,
-            last_md_ts={instrument_id: now},
-        )
-        d = self.risk.check(order, ctx)
-        actor = f"user:{principal.subject}"
-        with ledger.transaction() as tx:
-            tx.append("risk.decision", d.to_payload(), actor="risk", session_id=MANUAL_SESSION, ts=now)
-            tx.create_order(MANUAL_SESSION, order, actor=actor)
-            ev = (
-                OrderEvent(OrderEventType.SUBMIT, now)
-                if d.approved
-                else OrderEvent(OrderEventType.DENY, now, reason=d.reason)
-            )
-            stored = tx.order_event(MANUAL_SESSION, cid, ev, actor=actor)
-        return stored, d.reason
+        weights: dict[str, Decimal | str | float],
+        *,
+        session_id: str | None = None,
+        reason: str = "rebalance",
+    ) -> Command:
+        """Ask the running session to rebalance to target ``weights`` (instrument id ->
+        fraction of equity, sum <= 1; ``submit_rebalance`` permission). The session sizes the
+        orders net of fees and slippage, sends them through risk (cash checked) and its broker,
+        and books them to its operator book; poll :meth:`command` for the outcome. Bad weights
+        are refused at once, naming the field and the value; nothing is written."""
+        principal.require(Action.SUBMIT_REBALANCE)
+        clean = {k: str(v) for k, v in weights.items()}
+        return self.commands.submit_rebalance(self._target(session_id), clean, principal, reason)
 
     def cancel_manual(self, principal: Principal, cid: str) -> Order:
-        """Cancel an open order of the ``manual`` account (a rebalance order: no venue holds
-        it, the cancel completes at once)."""
+        """Cancel an open order of the ``manual`` account, which older versions recorded for
+        rebalances without any venue (no venue holds it: the cancel completes at once).
+        Nothing records new ``manual`` orders any more: rebalances are session commands."""
         principal.require(Action.CANCEL_ORDER)
         ledger = Ledger(self.log, session_id=MANUAL_SESSION)
         order = ledger.state.orders.get(cid)

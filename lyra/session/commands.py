@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 STALE_AFTER_MS = 60_000
 #: A command not taken within this long is refused, never executed late (wall clock, ms).
 COMMAND_TTL_MS = 60_000
-KINDS = ("submit", "cancel")
+KINDS = ("submit", "cancel", "rebalance")
 _INTENT_KEYS = ("instrument_id", "side", "order_type", "quantity", "limit_price", "stop_price",
                 "time_in_force", "post_only", "reduce_only")
 
@@ -64,6 +65,32 @@ def intent_payload(intent: OrderIntent) -> dict[str, Any]:
     """The JSON fields of an order intent (its tag is the session's to set)."""
     p = order_created_payload(Order("-", intent, 0))
     return {k: p[k] for k in _INTENT_KEYS}
+
+
+def parse_weights(weights: Any, instruments: Any) -> dict[str, Decimal]:
+    """Target weights of a rebalance, checked: a mapping of the session's instrument ids to
+    fractions of equity in [0, 1] whose sum is at most 1 (the rest stays cash). Raises
+    ValidationError naming the field (``weights[<instrument>]`` or ``weights``) and value."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValidationError("weights", weights, "give instrument_id = weight pairs",
+                              "e.g. {'coinbase:BTC/USD': '0.5'}")
+    out: dict[str, Decimal] = {}
+    for iid, raw in weights.items():
+        if iid not in instruments:
+            raise ValidationError(f"weights[{iid}]", raw, f"{iid} is not traded by this session",
+                                  f"one of {', '.join(sorted(instruments))}")
+        try:
+            w = Decimal(str(raw))
+        except ArithmeticError:
+            raise ValidationError(f"weights[{iid}]", raw, "not a number") from None
+        if not w.is_finite() or w < 0 or w > 1:
+            raise ValidationError(f"weights[{iid}]", raw, "a weight is a fraction of equity in [0, 1]")
+        out[str(iid)] = w
+    total = sum(out.values(), Decimal(0))
+    if total > 1:
+        raise ValidationError("weights", {k: str(v) for k, v in out.items()},
+                              f"the weights sum to {total}, more than 1", "scale them down to sum <= 1")
+    return out
 
 
 def intent_from_payload(payload: dict[str, Any], *, tag: str = "") -> OrderIntent:
@@ -137,6 +164,18 @@ class CommandQueue:
                                   f"not traded by session {session_id}", f"one of {known}")
         inst.check_order(intent.quantity, intent.limit_price)
         return self._insert(session_id, "submit", intent_payload(intent), principal, reason)
+
+    def submit_rebalance(self, session_id: str, weights: dict[str, Any], principal: Principal,
+                         reason: str = "rebalance") -> Command:
+        """Queue a rebalance of ``session_id`` to target ``weights`` (instrument id -> fraction
+        of equity; ``submit_rebalance`` permission). Refused at once, nothing written, if the
+        weights sum to more than 1 or name an instrument the session does not trade. The
+        session sizes the orders net of fees and slippage and sends them through risk."""
+        principal.require(Action.SUBMIT_REBALANCE)
+        instruments = self._running(session_id)
+        parsed = parse_weights(weights, instruments)
+        payload = {"weights": {k: str(v) for k, v in sorted(parsed.items())}}
+        return self._insert(session_id, "rebalance", payload, principal, reason)
 
     def cancel_order(self, session_id: str, client_order_id: str, principal: Principal,
                      reason: str = "") -> Command:
@@ -330,6 +369,12 @@ class SessionCommands:
             return f"unknown command {cmd.kind!r}"
         if cmd.kind == "cancel":
             return "" if isinstance(cmd.payload.get("client_order_id"), str) else "no client_order_id"
+        if cmd.kind == "rebalance":
+            try:
+                parse_weights(cmd.payload.get("weights"), self.s.instruments)
+            except ValidationError as exc:
+                return f"not a valid rebalance: {exc}"
+            return ""
         try:
             intent = intent_from_payload(cmd.payload)
         except (LyraError, KeyError, TypeError, ValueError) as exc:
@@ -344,6 +389,10 @@ class SessionCommands:
             tx.append("session.command", info, actor=f"user:{info['actor']}", session_id=s.sid, ts=t)
         if info["kind"] == "submit":
             return self._submit(info, t)
+        if info["kind"] == "rebalance":
+            from lyra.session.rebalance import rebalance
+
+            return rebalance(s, info, t)
         return self._cancel(info, t)
 
     def _submit(self, info: dict[str, Any], t: int) -> tuple[str, str, str]:
@@ -383,4 +432,4 @@ class SessionCommands:
 
 
 __all__ = ["COMMAND_TTL_MS", "STALE_AFTER_MS", "Command", "CommandQueue", "SessionCommands",
-           "intent_from_payload", "intent_payload"]
+           "intent_from_payload", "intent_payload", "parse_weights"]

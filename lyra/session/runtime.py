@@ -32,16 +32,17 @@ from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import ConfigError, IntegrityError, ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import Bar, MarketEvent
-from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.orders import Fill, Order, OrderIntent
 from lyra.core.timeutil import timeframe_to_ms
 from lyra.core.values import ZERO, to_decimal
-from lyra.execution.algos import ChildIntent, ParentIntent
+from lyra.execution.algos import ParentIntent
 from lyra.execution.broker import Broker
 from lyra.portfolio.portfolio import Portfolio
 from lyra.session import algo_runtime
 from lyra.session.commands import SessionCommands
 from lyra.session.config import SessionConfig
 from lyra.session.control import ControlPlane, StopRun
+from lyra.session.gateway import OrderGateway
 from lyra.session.lease import LeaseLost
 from lyra.session.recorder import SessionRecorder
 from lyra.session.registry import SessionRegistry
@@ -192,6 +193,7 @@ class Session:
         self._stop_when_idle = False
         self._flatten_after: Any = None  # a kill's flattening, waiting for its cancels to complete
         self._kill_pending = False  # either of the two above: checked once per event
+        self.gateway = OrderGateway(self)  # the one path from an intent to an order
         self.commands = SessionCommands(self)  # operator orders: taken and re-done like kills
         self._commands_at: dict[int, list[dict[str, Any]]] = {}  # resuming: by event (set by run)
         #: use the array loop for a plain replay of one bar series (same results, faster)
@@ -426,71 +428,12 @@ class Session:
 
     # ------------------------------------------------------------------ orders
     def _submit(self, intents: Sequence[OrderIntent | ParentIntent], t: int) -> None:
-        for intent in intents:
-            book = None
-            if type(intent) is not OrderIntent:  # algorithms: parents start here, children go on
-                if isinstance(intent, ParentIntent):
-                    algo_runtime.start_parent(self, intent, t)
-                    continue
-                if isinstance(intent, ChildIntent):
-                    book = self.algos
-            self.seq += 1
-            cid = client_order_id(self.sid, self.seq)
-            order = Order(cid, intent, created_ts=t)
-            decision = self._decide(order)
-            if decision.approved and decision.quantity != intent.quantity:
-                order = Order(cid, _resized(intent, decision.quantity), created_ts=t)
-            with self.recorder.transaction() as tx:
-                tx.append("risk.decision", decision.to_payload(), actor="risk", session_id=self.sid, ts=t)
-                tx.create_order(self.sid, order, actor=self.actor)
-                if decision.approved:
-                    stored = tx.order_event(self.sid, cid, OrderEvent(E.SUBMIT, t), actor=self.actor)
-                else:
-                    tx.order_event(self.sid, cid, OrderEvent(E.DENY, t, reason=decision.reason),
-                                   actor=self.actor)
-            self.result.orders += 1
-            if book is not None:
-                book.child_sent(intent, cid, order.quantity, decision.approved, decision.reason)  # type: ignore[arg-type]
-            if not decision.approved:
-                self.result.denied += 1
-                self._sync_strategy(intent.instrument_id)
-                continue
-            self.working.add(cid)
-            if self._write_ahead:
-                # A real venue outlives us: the order must be on record before it is sent.
-                self.recorder.commit()
-            self.broker.submit(stored, decision.decision_id)
-        self._drain(t)
-        if self.algos is not None and self.algos.dirty:
-            algo_runtime.pump(self, t)
+        """Send ``intents`` through the session's order gateway (:mod:`lyra.session.gateway`)."""
+        self.gateway.submit(intents, t)
 
     def _algo_changed(self, t: int) -> None:
         """A parent finished or stopped on a market event: log it, cancel its children."""
         algo_runtime.pump(self, t, submit=False)
-
-    def _decide(self, order: Order) -> Decision:
-        """The risk decision for ``order``. While resuming, the logged decision is the truth
-        (the kill switch may have been pulled since; what was decided then stands)."""
-        live = self._risk_check(order)
-        if self.recorder.resuming and self.recorder.peek_kind() == "risk.decision":
-            logged = Decision.from_payload(self.recorder.expected[0].data())
-            if logged.client_order_id == order.client_order_id:
-                return logged
-        return live
-
-    def _risk_check(self, order: Order) -> Decision:
-        cid = order.client_order_id
-        if self.risk is None:
-            raise ConfigError("risk", None, "a session needs a risk engine: nothing bypasses risk")
-        try:
-            ctx = self._risk_context(self, order) if self._risk_context else None
-            d = self.risk.check(order, ctx)
-            return Decision(str(d.decision_id), cid, bool(d.approved), str(d.reason),
-                            str(getattr(d, "check", "")), to_decimal(d.quantity))
-        except Exception as exc:  # a failing check must reject, never approve
-            log.exception("risk check failed for %s", cid)
-            return Decision(f"rd-{cid}", cid, False, f"risk engine error: {type(exc).__name__}: {exc}",
-                            "engine", order.quantity)
 
     def _drain(self, t: int) -> None:
         reports = self.broker.poll_reports()
@@ -529,6 +472,7 @@ class Session:
 
     def _book_fill(self, f: Fill) -> None:
         self.portfolio.apply(f)
+        self.gateway.book_fill(f)
         self.holdings[f.instrument_id] = self.portfolio.quantity(f.instrument_id)
         self.result.fills += 1
         self.result.fees += f.fee
@@ -539,7 +483,7 @@ class Session:
         st = self.strategies.get(instrument_id)
         if st is None or not hasattr(st, "target_position"):
             return
-        q = self.holdings.get(instrument_id, ZERO)
+        q = self.gateway.strategy_quantity(instrument_id)  # never the operator's holdings
         st.target_position = (q > 0) - (q < 0)
 
     # ------------------------------------------------------------------ portfolio
@@ -561,12 +505,6 @@ class Session:
                 "fees": str(self.result.fees), "equity": str(self.equity()),
                 "balances": {k: str(v) for k, v in self.cash.items()},
                 "positions": {k: str(v) for k, v in self.holdings.items()}}
-
-
-def _resized(intent: OrderIntent, qty: Decimal) -> OrderIntent:
-    return OrderIntent(intent.instrument_id, intent.side, qty, intent.order_type, intent.limit_price,
-                       intent.stop_price, intent.time_in_force, intent.post_only, intent.reduce_only,
-                       intent.tag)
 
 
 def config_fingerprint(config: SessionConfig) -> str:

@@ -3,7 +3,6 @@ the event log; bad input is refused; the dashboard actions are permission- and r
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import pytest
@@ -130,27 +129,21 @@ def test_ticket_orders_need_a_running_session_and_the_permission(dash):
     assert rm.head_seq() == before  # nothing written
 
 
-def test_rebalance_orders_go_through_risk_for_the_manual_account(dash):
+def test_a_rebalance_is_a_session_command_never_a_phantom_order(dash):
     settings, rm = dash
     desk = _desk(rm, settings.audit_dir / "events.jsonl")
-    marks = {"coinbase:BTC/USD": Decimal(10_000)}
-    trade = [("coinbase:BTC/USD", "buy", Decimal("0.01"))]
+    weights = {"coinbase:BTC/USD": "0.5"}
     with pytest.raises(PermissionDenied):
-        desk.submit_rebalance(VIEWER, trade, marks)
+        desk.rebalance(VIEWER, weights, session_id="dash")
     before = rm.head_seq()
-    [(order, reason)] = desk.submit_rebalance(TRADER, trade, marks)
-    assert order.status.value == "submitted" and reason == ""
-    kinds = rm.events(since_seq=before)["kind"].tolist()[::-1]
-    assert kinds == ["risk.decision", "order.created", "order.submit"]
-    decision = json.loads(rm.events(since_seq=before, kinds=["risk.decision"])["payload"].iloc[0])
-    assert decision["approved"] is True and decision["client_order_id"] == order.client_order_id
-    assert order.client_order_id in set(rm.orders(MANUAL_SESSION, open_only=True)["client_order_id"])
-    cancelled = desk.cancel_manual(TRADER, order.client_order_id)
-    assert cancelled.status.value == "cancelled"
-    with pytest.raises(ValidationError, match="already cancelled"):
-        desk.cancel_manual(TRADER, order.client_order_id)
-    with pytest.raises(ValidationError, match="instrument"):
-        desk.submit_rebalance(TRADER, [("coinbase:DOGE/USD", "buy", Decimal(1))], marks)
+    # "dash" has finished: nothing would execute it (a running session does:
+    # tests/integration/session/test_operator_book.py); refused, nothing written
+    with pytest.raises(ValidationError, match="session is finished, not running"):
+        desk.rebalance(TRADER, weights, session_id="dash")
+    with pytest.raises(ValidationError, match="no session to send it to"):
+        desk.rebalance(TRADER, weights)
+    assert rm.head_seq() == before
+    assert rm.orders(MANUAL_SESSION, open_only=True).empty  # no phantom orders
 
 
 def test_the_kill_switch_records_who_and_risk_then_denies(tmp_path_factory):
@@ -173,8 +166,4 @@ def test_the_kill_switch_records_who_and_risk_then_denies(tmp_path_factory):
     assert state.state_of("dash") == "halted"
     assert state.kills["actor"].iloc[0] == "tina (trader)" and bool(state.kills["open"].iloc[0])
     assert int(state.kills["id"].iloc[0]) == req.id
-    [(order, reason)] = _desk(rm, jsonl).submit_rebalance(
-        TRADER, [("coinbase:BTC/USD", "buy", Decimal("0.01"))], {"coinbase:BTC/USD": Decimal(10_000)}
-    )
-    assert order.status.value == "denied" and "halted" in reason
     engine.dispose()

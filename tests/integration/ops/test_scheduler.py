@@ -176,6 +176,8 @@ def daemons(tmp_path_factory: pytest.TempPathFactory, tick_source) -> dict:
             p.wait(timeout=120)
         for t in readers:
             t.join(10)
+        for p in procs:
+            p.stdout.close()  # the readers are done with the pipes: close them, not the collector
     logs = ["".join(x) for x in lines]
     for i, log in enumerate(logs):
         (tmp / f"daemon{i}.log").write_text(log)

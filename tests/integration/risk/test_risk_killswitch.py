@@ -172,8 +172,14 @@ def test_kill_cli_refuses_without_actor_or_target(db_url, engine, tmp_path, monk
     assert res.exit_code == 2 and "--session" in res.output
     res = runner.invoke(app, ["--actor", "a", "--all", "--session", "s1"])
     assert res.exit_code == 2
+    res = runner.invoke(app, ["--actor", "a", "--session", "s1"])  # no such session: nothing halted
+    assert res.exit_code == 2 and "no such session" in res.output
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM kill_requests")).scalar() == 0
+    from lyra.session.registry import SessionRegistry
+    from lyra.testing.sessions import demo_config
+
+    SessionRegistry(engine).upsert("s1", demo_config(session_id="s1"), status="stopped")
     res = runner.invoke(app, ["--actor", "a", "--session", "s1", "--flatten"])
     assert res.exit_code == 0 and "HALTED account:s1" in res.output and "cancel + flatten" in res.output
     with engine.connect() as c:

@@ -29,6 +29,7 @@ from lyra.session.lease import LeaseHeld, LeaseLost, SessionLease, effective_sta
 from lyra.session.registry import SessionRegistry
 from lyra.store.tables import audit_head, events
 from lyra.store.tables_risk import kill_requests, trading_state
+from lyra.store.tables_session import sessions
 from lyra.testing.sessions import demo_config
 
 HOST = socket.gethostname()
@@ -183,9 +184,10 @@ def test_status_is_running_only_with_a_live_lease():
 def test_dashboards_never_default_to_a_stale_session_and_commands_to_it_are_refused(engine, tmp_path):
     reg = SessionRegistry(engine)
     reg.upsert("old", demo_config(session_id="old", mode="paper"), status="finished")
-    time.sleep(0.002)  # created_ts is in ms: "dead" is the newest
     reg.upsert("dead", demo_config(session_id="dead", mode="paper"), status="running", pid=dead_pid(),
                host=HOST)
+    with engine.begin() as c:  # "dead" is the newest
+        c.execute(sa.update(sessions).where(sessions.c.session_id == "old").values(created_ts=1))
     SessionLease(engine, "dead", pid=reg.get("dead")["pid"]).acquire()  # its owner died holding it
     rm = ReadModel(engine, tmp_path)
     assert rm.session("dead").status == "stale"
