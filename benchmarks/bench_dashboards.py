@@ -190,9 +190,12 @@ def main() -> None:
                 page.wait_for_function(FILLS_SHOWN, arg=f"{n + 1:,}", polling="raf", timeout=5_000)
                 lat.append(time.perf_counter() - t0)
                 time.sleep(0.07)  # de-phase from the 250 ms poll
+            # The product promise (≤ 1 s p50) is checked here, on a quiet machine, not in the
+            # browser test, which proves only that the update arrives by the live push.
+            p50 = statistics.median(lat)
             print(
-                f"  p50 {statistics.median(lat) * 1000:6.0f} ms   p90 {_p(lat, 90) * 1000:6.0f} ms   "
-                f"max {max(lat) * 1000:6.0f} ms"
+                f"  p50 {p50 * 1000:6.0f} ms   p90 {_p(lat, 90) * 1000:6.0f} ms   "
+                f"max {max(lat) * 1000:6.0f} ms   target p50 <= 1000 ms: {'met' if p50 <= 1.0 else 'MISSED'}"
             )
 
             print(f"== trading chart with {BIG:,} bars")

@@ -27,13 +27,19 @@ whose reservation fits a balance — computed with the very arithmetic of
 Decimal('9.514')
 
 Money is exact ``Decimal`` throughout; nothing here rounds a price or an amount, only
-quantities (down, to the lot).
+quantities (down, to the lot). Where an amount is *shown* to the cent, :func:`cents` rounds
+it in the safe direction — what an order needs up, what is free down — with its own
+rounding, never the thread's decimal context (which other libraries change: ccxt's
+``decimal_to_precision`` leaves it at ROUND_HALF_UP):
+
+>>> cents(Decimal("105.105"), up=True), cents(Decimal("4.509"), up=False)
+('105.11', '4.50')
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
@@ -44,6 +50,20 @@ _ONE = Decimal(1)
 #: What a market (or stop-market) buy reserves above its reference price, per unit: room for
 #: the price moving between the order and its fill, slippage included (5%).
 MARKET_BUY_BUFFER = Decimal("0.05")
+
+_CENT = Decimal("0.01")
+
+
+def cents(amount: Decimal, *, up: bool) -> str:
+    """``amount`` to two decimals, rounded up (``up=True``: what an order needs) or down
+    (what is free), so a message never understates a need nor overstates funds.
+
+    The rounding is explicit: ``format(amount, ".2f")`` would use the thread's decimal
+    context, which a library may have changed, and so answer differently test to test.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 60  # no amount is near 60 digits; quantize must never overflow
+        return f"{amount.quantize(_CENT, rounding=ROUND_CEILING if up else ROUND_FLOOR):f}"
 
 
 @dataclass(frozen=True, slots=True)

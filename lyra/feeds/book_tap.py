@@ -7,9 +7,11 @@ of a recorded L2 capture into the same table.
 >>> upgrade(engine)
 >>> capture = sample_data_dir() / "orderbook" / "kraken_BTC-CHF_l2.csv.gz"
 >>> feed = replay_l2_capture(capture, "kraken:BTC/CHF", checksum_decimals=(5, 8))  # any event stream
->>> with BookTap(feed, engine, session_id="s1", every_ms=1000) as events:
+>>> tap = BookTap(feed, engine, session_id="s1", every_ms=1000,  # at most one book a second
+...               max_delay_s=float("inf"))  # batch by count only: the same batches on any machine
+>>> with tap as events:
 ...     for event in events:   # every event passes on unchanged (a strategy would see it here)
-...         pass               # books are recorded on the side, at most one a second
+...         pass               # books are recorded on the side
 >>> events.stats
 BookTapStats(events=290, books=290, throttled=264, recorded=26, batches=1, lost=0)
 >>> record_book_capture(engine, capture, "kraken:BTC/CHF", checksum_decimals=(5, 8)).recorded

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lyra.core.costs import CostRule
+from lyra.core.costs import CostRule, cents
 from lyra.core.enums import OrderType, Side
 from lyra.core.errors import InvalidOrder
 from lyra.core.instrument import Instrument
@@ -419,7 +419,8 @@ def check_balance(o: OrderView, ctx: RiskContext, lim: ResolvedLimits, book: Acc
             need = rule.reserve(o.qty, unit)
             if need <= free:
                 return None
-            reason = f"balance: needs {need:.2f} {inst.quote}, free {free:.2f} {inst.quote}"
+            reason = (f"balance: needs {cents(need, up=True)} {inst.quote}, "
+                      f"free {cents(free, up=False)} {inst.quote}")
             fit = rule.affordable(free, unit)
         else:
             free = ctx.balances.get(inst.base, ZERO)
@@ -442,7 +443,8 @@ def check_balance(o: OrderView, ctx: RiskContext, lim: ResolvedLimits, book: Acc
     need = o.qty * unit
     if need > free:
         return Resize(free / unit,
-                      f"balance: margin needs {need:.2f} {inst.quote}, free {free:.2f} {inst.quote}")
+                      f"balance: margin needs {cents(need, up=True)} {inst.quote}, "
+                      f"free {cents(free, up=False)} {inst.quote}")
     return None
 
 

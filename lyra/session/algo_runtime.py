@@ -6,7 +6,8 @@ only when it runs algorithms (``session.algos`` is set), and then calls the help
 starting a parent (``algo.started``), routing the broker's reports on children to their
 parents, and acting on what changed — cancelling the working children of a stopped parent,
 logging ``algo.finished``, sending the children a parent can release now. Children are sent
-through ``Session._submit`` (risk decision, order, submit, broker) like any other order.
+through the session's order gateway (:class:`lyra.session.gateway.OrderGateway`, via
+``Session._submit``: risk decision, order, submit, broker) like any other order.
 Everything here follows from the data and the log, so a resumed run reproduces it.
 """
 

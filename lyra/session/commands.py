@@ -4,9 +4,12 @@ A dashboard (or a notebook) cannot reach into a session's process, so it *queues
 in the ``session_commands`` table with :class:`CommandQueue` (permission-checked, validated
 against the session's config). The session takes its pending commands at its heartbeat
 (where it also polls the kill switch) and executes them through the same path as its
-strategy's orders: a submit becomes an :class:`~lyra.core.orders.OrderIntent` tagged
-``manual:<user>`` that goes through risk (``risk.decision``), the ledger and the broker; a
-cancel requests the cancel of one of its working orders at the broker. The row is then
+strategy's orders, the order gateway (:mod:`lyra.session.gateway`): a submit becomes an
+:class:`~lyra.core.orders.OrderIntent` tagged ``manual:<user>`` that goes through risk
+(``risk.decision``), the ledger and the broker; a rebalance (target weights) becomes orders
+tagged ``rebalance:<user>`` sized net of costs (:mod:`lyra.session.rebalance`); both are
+booked to the session's operator book, never to its strategy. A cancel requests the cancel
+of one of its working orders at the broker. The row is then
 marked ``done`` or ``refused`` with what happened::
 
     q = CommandQueue(engine)
@@ -44,7 +47,7 @@ from lyra.auth.permissions import Action, Principal
 from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import LyraError, ValidationError
-from lyra.core.orders import TRANSITIONS, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.orders import TRANSITIONS, Order, OrderEvent, OrderIntent
 from lyra.store.tables_session import session_commands as sc
 
 if TYPE_CHECKING:
@@ -398,7 +401,7 @@ class SessionCommands:
     def _submit(self, info: dict[str, Any], t: int) -> tuple[str, str, str]:
         s = self.s
         intent = intent_from_payload(info["payload"], tag=f"manual:{info['actor']}")
-        cid = client_order_id(s.sid, s.seq + 1)  # the id _submit gives it (children may follow)
+        cid = s.gateway.next_client_id()  # the id the gateway gives it (children may follow)
         s._submit([intent], t)
         order = s.ledger.state.orders[cid]
         if order.status is OrderStatus.DENIED:

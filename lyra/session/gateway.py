@@ -210,6 +210,13 @@ class OrderGateway:
             book = self.operator_holdings
             book[f.instrument_id] = book.get(f.instrument_id, ZERO) + signed
 
+    def know_orders(self, orders: Iterable[Order]) -> None:
+        """Orders of this session already on record (a live session restarting from its log):
+        the operator's join the operator book, so their fills booked again land there."""
+        for o in orders:
+            if is_operator_tag(o.intent.tag):
+                self._operator_orders.add(o.client_order_id)
+
     def strategy_quantity(self, instrument_id: str) -> Decimal:
         """The strategy's own position: total holdings minus the operator book."""
         return self.s.holdings.get(instrument_id, ZERO) - self.operator_holdings.get(instrument_id, ZERO)

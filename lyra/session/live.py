@@ -179,6 +179,7 @@ class LiveSession(Session):
         mine = self._mine()
         self.seq = max((int(c.rsplit("-", 1)[1]) for c in mine if c.rsplit("-", 1)[-1].isdigit()), default=0)
         self.working = {c for c, o in mine.items() if not o.status.is_terminal}
+        self.gateway.know_orders(mine.values())  # operator orders stay in the operator book
         base = self._baseline()
         if base is not None:
             self._open_portfolio(base)

@@ -5,7 +5,8 @@ Every app renders with that session's data and no console errors (screenshots un
 ``test-artifacts/dashboards/``, checked non-blank); the trading page's order-book ladder and
 depth chart and the HFT page's spread/depth charts render the recorded Kraken BTC/CHF level-2
 capture (the session's instrument has none: a note says so); a fill written by another process appears
-on the trading page within 2 s; a viewer sees no order ticket, an analyst no kill switch; the
+on the open trading page by the live push, without a reload (its latency, ≤ 1 s p50, is measured
+by benchmarks/bench_dashboards.py: a wall-clock limit here would test the machine's load); a viewer sees no order ticket, an analyst no kill switch; the
 kill switch pulled from the page halts the session and records who; bad query parameters give
 a message. The server stack starts once for the module.
 """
@@ -13,7 +14,6 @@ a message. The server stack starts once for the module.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +86,22 @@ def _signed_in(page, stack, role: str, path: str) -> None:
     sign_in(page, srv, name, seed, path)
 
 
+# Bokeh's own notion of "done": every document idle and every root view (with its children)
+# finished rendering. Waiting on it replaces a fixed pause before a screenshot.
+_BOKEH_DRAWN = """() => {
+  const B = window.Bokeh;
+  if (!B || !B.documents || B.documents.length === 0 || !B.documents.every(d => d.is_idle)) return false;
+  const idx = B.index;
+  const views = idx == null ? [] : (typeof idx[Symbol.iterator] === "function" ? [...idx] : Object.values(idx));
+  return views.every(v => typeof v.has_finished !== "function" || v.has_finished());
+}"""
+
+
+def _drawn(page) -> None:
+    """Wait until Bokeh has finished drawing what the page shows (the page's timeout)."""
+    page.wait_for_function(_BOKEH_DRAWN)
+
+
 def _ready(page) -> None:
     """The session line and a KPI with a value: the first data load finished."""
     page.wait_for_selector("text=sma_cross on coinbase")
@@ -109,7 +125,7 @@ def test_every_app_renders_with_session_data(page, stack):
         _ready(page)
         page.wait_for_selector(f"text={expected[app]}")
         expect(page.locator(".lyra-nav a")).to_have_count(9)  # admin: the eight + the audit log
-        time.sleep(0.3)  # let Bokeh finish drawing the canvases
+        _drawn(page)
         shot(page, ARTIFACTS, app)
     assert page.console_errors == []
 
@@ -132,7 +148,7 @@ def test_order_book_ladder_and_spread_charts_render_real_l2_data(page, stack):
     expect(bids.first.locator("td.sz")).to_have_text(f"{book.bids[0][1]:.8f}")
     expect(ladder.locator("tr.lyra-spread")).to_contain_text(f"{book.spread_bps:,.2f} bps")
     page.wait_for_selector(".lyra-depth-chart canvas")  # the page's timeout: Bokeh may draw late
-    time.sleep(0.3)  # let Bokeh finish drawing the canvases
+    _drawn(page)
     page.locator(".lyra-depth-chart").scroll_into_view_if_needed()  # ladder and depth chart in view
     shot(page, ARTIFACTS, "trading-order-book")
     page.goto(stack[0].url + "/hft")
@@ -143,7 +159,7 @@ def test_order_book_ladder_and_spread_charts_render_real_l2_data(page, stack):
     for chart in (".lyra-spread-chart", ".lyra-depth-series"):
         page.wait_for_selector(f"{chart} canvas")
     page.locator(".lyra-spread-chart").scroll_into_view_if_needed()
-    time.sleep(0.3)
+    _drawn(page)
     shot(page, ARTIFACTS, "hft-spread-depth")
     # Live: a book for the session's own instrument is recorded by another process (a real
     # Kraken snapshot, relabelled for this test); the open trading page switches to it.
@@ -153,24 +169,31 @@ def test_order_book_ladder_and_spread_charts_render_real_l2_data(page, stack):
     snap = list(replay_l2_capture(CAPTURE, "coinbase:BTC/USD", checksum_decimals=(5, 8), levels=25))[-1]
     with BookTap([snap], rm.engine) as tap:
         list(tap)
-    expect(ladder.locator(".lyra-book-title")).to_contain_text("coinbase:BTC/USD", timeout=5_000)
+    expect(ladder.locator(".lyra-book-title")).to_contain_text("coinbase:BTC/USD")  # the page's timeout
     expect(page.locator(".lyra-book-note")).to_be_hidden()
     expect(bids.first.locator("td.px")).to_have_text(f"{snap.bids[0].price:,.1f}")
     assert page.console_errors == []
 
 
-def test_a_fill_from_another_process_appears_within_2s(page, stack):
+def test_a_fill_from_another_process_appears_by_the_live_push(page, stack):
     _srv, settings, rm = stack
     _signed_in(page, stack, "trader", "/trading")
     _ready(page)
     count = page.locator(".lyra-fill-count .lyra-kpi-value")
     expect(count).to_have_text(f"{len(rm.fills('dash')):,}")
     n = len(rm.fills("dash"))
+    # A mark on this page's window and a count of navigations: a reload would lose the first
+    # and add to the second, so the fill can only arrive through the open page's live update.
+    page.evaluate("() => { window.__lyra_no_reload = true }")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
     append_fill(rm.engine, settings.audit_dir / "events.jsonl", "dash", price="10321.09")
-    t0 = time.monotonic()
-    expect(count).to_have_text(f"{n + 1:,}", timeout=2_000)
-    assert time.monotonic() - t0 < 2.0
+    # The page's deadline (45 s), not a latency target: the ≤ 1 s p50 promise is measured by
+    # benchmarks/bench_dashboards.py, where load is controlled; here it would measure the load.
+    expect(count).to_have_text(f"{n + 1:,}")
     expect(page.locator("text=@ 10,321.09")).to_have_count(1)
+    assert page.evaluate("() => window.__lyra_no_reload === true")
+    assert navigations == []
     assert page.console_errors == []
 
 

@@ -130,7 +130,10 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
         assert done.status == "done", done.result
         assert taken_s < 2.0, f"took {taken_s:.2f} s"
         cid = done.client_order_id
-        assert cid.startswith(f"{sid}-") and done.result == f"order {cid} accepted by risk (status accepted)"
+        assert cid.startswith(f"{sid}-")
+        assert done.result == f"order {cid} accepted by risk (status accepted)", [
+            (e.kind, e.ts, e.data().get("reason")) for e in EventLog(eng).read(session_id=sid)
+            if e.data().get("client_order_id") == cid]
         assert done.describe() == f"sent to session {sid}: order {cid} accepted by risk (status accepted)"
         [logged] = [e for e in entries(eng, sid, "session.command") if e.data()["command_id"] == cmd.id]
         assert logged.actor == "user:tina" and logged.data()["payload"]["quantity"] == "0.05"

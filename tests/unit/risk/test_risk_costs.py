@@ -3,6 +3,7 @@ market buy reserves, the fee, the lot, and the venue's minimums — hand-worked 
 
 from __future__ import annotations
 
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, localcontext
 from decimal import Decimal as D
 from itertools import count
 
@@ -66,9 +67,10 @@ def test_the_brokers_rule_in_the_context_wins_over_the_instruments(engine):
 def test_what_fits_below_the_minimum_notional_is_refused_not_resized(engine):
     e = engine(resize=["balance"])
     d = e.check(order(1), ctx({"USDT": D("4.5")}))
-    # 4.5 / 105.105 = 0.0428...: 0.042 BTC fits, but 0.042 × 100 = 4.2 USDT < 5.
+    # 4.5 / 105.105 = 0.0428...: 0.042 BTC fits, but 0.042 × 100 = 4.2 USDT < 5. The need,
+    # 105.105, is shown rounded up (never understated) to 105.11.
     assert not d.approved and d.check == "balance"
-    assert d.reason == ("balance: needs 105.10 USDT, free 4.50 USDT; the 0.042 BTC that fits is refused "
+    assert d.reason == ("balance: needs 105.11 USDT, free 4.50 USDT; the 0.042 BTC that fits is refused "
                         "by the venue: notional 4.2 is below the minimum notional 5")
     assert d.quantity == D(1)
 
@@ -76,7 +78,7 @@ def test_what_fits_below_the_minimum_notional_is_refused_not_resized(engine):
 def test_nothing_fits_at_all(engine):
     e = engine(resize=["balance"])
     d = e.check(order(1), ctx({"USDT": D("0.1")}))
-    assert not d.approved and d.reason == "balance: needs 105.10 USDT, free 0.10 USDT"
+    assert not d.approved and d.reason == "balance: needs 105.11 USDT, free 0.10 USDT"
 
 
 def test_a_sell_is_resized_to_the_base_held_and_refused_below_the_minimum(engine):
@@ -95,3 +97,14 @@ def test_a_market_order_below_the_minimum_notional_is_refused(engine):
     assert not d.approved and d.check == "instrument_rules"
     assert d.reason == "instrument_rules: notional 4.9 is below the minimum notional 5"
     assert e.check(order("0.05"), ctx({"USDT": D(1000)})).approved  # 5.00: at the minimum
+
+
+@pytest.mark.parametrize("rounding", [ROUND_HALF_UP, ROUND_FLOOR])
+def test_the_amounts_shown_do_not_depend_on_the_threads_decimal_context(engine, rounding):
+    # ccxt's decimal_to_precision leaves the thread's context at ROUND_HALF_UP; a message that
+    # formatted with the context answered 105.10 or 105.11 depending on which test ran before.
+    e = engine(resize=["balance"])
+    with localcontext() as dc:
+        dc.rounding = rounding
+        d = e.check(order(1), ctx({"USDT": D("0.099")}))
+    assert d.reason == "balance: needs 105.11 USDT, free 0.09 USDT"  # free is never overstated
