@@ -19,7 +19,7 @@ from typing import Any
 
 from lyra.audit.chain import EventRecord, canonical_json
 from lyra.audit.codec import ORDER_CREATED, order_created_payload, order_event_kind, order_event_payload
-from lyra.audit.ledger import Ledger, LedgerTransaction
+from lyra.audit.ledger import GroupCommit, Ledger, LedgerTransaction
 from lyra.audit.projections import Projector
 from lyra.core.errors import IntegrityError
 from lyra.core.orders import Order, OrderEvent
@@ -78,6 +78,11 @@ class SessionRecorder:
         if self._expected:
             # Rebuild the projection as we go, not from the end state.
             ledger.projector = Projector()
+
+    @property
+    def group(self) -> GroupCommit:
+        """The batcher behind this recorder (its ``max_entries``/``max_wait_s`` may be tuned)."""
+        return self._group
 
     @property
     def resuming(self) -> bool:

@@ -157,6 +157,9 @@ def test_crashes_inside_parents_resume_to_the_same_log(session_home, tmp_path):
 
     for crash_at in (7, 150):  # the 7th child sent (2nd parent), then the 150th
         s = open_(cfg, h)
+        # Commit by count, never by elapsed time, so each crash follows a commit whatever the
+        # machine's speed (a fast run reaches child 150 within the 50 ms time window).
+        s.recorder.group.max_entries, s.recorder.group.max_wait_s = 64, 3600.0
         send, n = s.broker.submit, [0]
 
         def submit(order, decision_id, send=send, n=n, crash_at=crash_at):
