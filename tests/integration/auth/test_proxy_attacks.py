@@ -365,17 +365,32 @@ def test_api_keys_revoked_or_expired_are_refused(stack, monkeypatch):
 def test_each_app_opens_for_exactly_the_roles_the_table_allows(stack):
     apps = discover_apps(default_apps_dir())
     assert len(apps) == 9  # the audit log and the eight dashboards
-    if "postgresql" in str(stack.server.settings.db_url):
-        # The role check does not depend on the database; rendering all nine apps for six
-        # roles costs a minute, so PostgreSQL covers two apps (one open to all, one narrow).
-        apps = [a for a in apps if a.route in ("audit", "trading")]
+    # Every role × app through the proxy. A refused pair gets 403 for the page (the proxy
+    # answers before Panel). An allowed pair is checked on the app's Bokeh metadata endpoint:
+    # the same route, past the same two checks (the proxy's role, Panel's token check), 200
+    # without building a Panel session. Full page loads build the app (seconds each), so they
+    # are bounded: each app once, by the first role (in the table's order) allowed to open it;
+    # on PostgreSQL two apps (one open to all, one narrow): the role check does not depend on
+    # the database.
+    pg = "postgresql" in str(stack.server.settings.db_url)
+    full = {spec.route: next(r for r in Role if is_allowed(r, spec.requires)) for spec in apps
+            if not pg or spec.route in ("audit", "trading")}
     for role in Role:
         c, _, _ = stack.login(role.value)
         for spec in apps:
-            r = c.get(f"/{spec.route}", headers={"Accept": "text/html"})
-            assert r.status_code == (200 if is_allowed(role, spec.requires) else 403), (role, spec.route)
+            allowed = is_allowed(role, spec.requires)
+            meta = c.get(f"/{spec.route}/metadata")
+            assert meta.status_code == (200 if allowed else 403), (role, spec.route, meta.text[:200])
+            if allowed:
+                assert meta.json()["url"].rstrip("/").endswith(f"/{spec.route}"), meta.text
+            if not allowed or full.get(spec.route) is role:
+                r = c.get(f"/{spec.route}", headers={"Accept": "text/html"})
+                assert r.status_code == (200 if allowed else 403), (role, spec.route)
+                if allowed:
+                    assert "<html" in r.text.lower() and "bokeh" in r.text.lower(), (role, spec.route)
         index = c.get("/", headers={"Accept": "text/html"}).text
         assert ("/audit" in index) == is_allowed(role, "view_audit")
+    assert all(any(full.get(spec.route) is r for r in Role) for spec in apps if spec.route in full)
 
 
 # --------------------------------------------------------------------------- input, CSRF, headers

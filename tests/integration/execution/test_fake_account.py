@@ -293,10 +293,26 @@ def test_signed_requests_are_checked() -> None:
 
 
 # -- the user-data stream (ccxt.pro: websocket API, userDataStream.subscribe.signature) ---------
+#: a deadline for what must happen (a subscription, a watcher registered), not a speed target
+WAIT_S = 30.0
+
+
 async def _subscribed(acct: FakeAccount) -> None:
-    t0 = time.monotonic()
+    deadline = time.monotonic() + WAIT_S
     while acct.user_ws_subscriptions < 1:
-        assert time.monotonic() - t0 < 3, "no user-data subscription"
+        assert time.monotonic() < deadline, "no user-data subscription"
+        await asyncio.sleep(0.005)
+
+
+async def _watching(ex: Any, *hashes: str) -> None:
+    """Until ``ex`` has a pending watch for each ccxt message hash (e.g. ``orders:XRP/USDT``):
+    the watch calls are waiting, so an event sent now reaches them."""
+    def pending(h: str) -> bool:
+        return any(h in c.futures and not c.futures[h].done() for c in ex.clients.values())
+
+    deadline = time.monotonic() + WAIT_S
+    while not all(pending(h) for h in hashes):
+        assert time.monotonic() < deadline, f"no pending watch for {hashes}"
         await asyncio.sleep(0.005)
 
 
@@ -314,14 +330,14 @@ def test_watch_orders_and_my_trades_receive_the_fills_of_a_cross() -> None:
             watch = asyncio.create_task(ex.watch_orders(SYM))
             await _subscribed(acct)
             await ex.create_order(SYM, "limit", "buy", 100, 1.95, {"newClientOrderId": "w-1"})
-            new = view(await asyncio.wait_for(watch, 2))
+            new = view(await asyncio.wait_for(watch, WAIT_S))
             acct.cross("XRPUSDT", "1.9499", qty=40)
-            part = view(await asyncio.wait_for(ex.watch_orders(SYM), 2))
+            part = view(await asyncio.wait_for(ex.watch_orders(SYM), WAIT_S))
             trades = asyncio.create_task(ex.watch_my_trades(SYM))
             orders = asyncio.create_task(ex.watch_orders(SYM))
-            await asyncio.sleep(0.05)  # both waiting before the market moves
+            await _watching(ex, f"myTrades:{SYM}", f"orders:{SYM}")  # both waiting before the market moves
             acct.cross("XRPUSDT", "1.9499")
-            last, done = await asyncio.wait_for(asyncio.gather(trades, orders), 2)
+            last, done = await asyncio.wait_for(asyncio.gather(trades, orders), WAIT_S)
             return {"orders": new + part + view(done), "last": last}
         finally:
             await ex.close()
@@ -356,14 +372,14 @@ def test_a_user_websocket_dropped_during_a_fill_is_recovered_through_rest() -> N
         watch = asyncio.create_task(ex.watch_orders(SYM))
         await _subscribed(acct)
         await ex.create_order(SYM, "limit", "buy", 100, 1.95, {"newClientOrderId": cid})
-        return view(await asyncio.wait_for(watch, 2))
+        return view(await asyncio.wait_for(watch, WAIT_S))
 
     async def cut(ex: Any, act: Any) -> None:
         watch = asyncio.create_task(ex.watch_orders(SYM))
-        await asyncio.sleep(0.05)
+        await _watching(ex, f"orders:{SYM}")
         act()
         with pytest.raises(ccxt.NetworkError):  # the socket closes under the waiting call
-            await asyncio.wait_for(watch, 2)
+            await asyncio.wait_for(watch, WAIT_S)
 
     async def run(fake: FakeExchange) -> dict[str, Any]:
         ex = _pro(fake)

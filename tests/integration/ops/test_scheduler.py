@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from lyra.core.errors import ValidationError
 from lyra.ops import add_schedule, claim_fire, due_fires, get_schedule, list_runs, list_schedules
+from lyra.ops.scheduler import set_paused
 from lyra.store import create_engine_for, upgrade
 
 REPO = Path(__file__).resolve().parents[3]
@@ -118,7 +119,7 @@ def test_schedule_commands(session_home, tick_notebook):
 
 
 # ---------------------------------------------------------------------------- real daemons
-DAEMON_SECONDS = 13.0
+DAEMON_DEADLINE_S = 120.0  # the runs take ~10 s; this is for a machine under load
 TICK_EVERY = 3.0
 HANG_TIMEOUT = 5.0
 
@@ -168,7 +169,18 @@ def daemons(tmp_path_factory: pytest.TempPathFactory, tick_source) -> dict:
                      start=start + 1000, retries=2, backoff_s=1.0)
         add_schedule(engine, "broken", nb, {"fail_times": 99, "counter": str(tmp / "broken.txt")},
                      every_s=3600, start=start + 1000, retries=1, backoff_s=1.0)
-        time.sleep(max(0.0, start / 1000 + DAEMON_SECONDS - time.time()))
+        # Until every schedule has shown what the tests below check (a generous deadline, not a
+        # fixed window): three finished ticks, the hung run's timeout, both retry chains over.
+        # Three ticks are all the tests need: the tick schedule is paused then, so a slow retry
+        # chain does not stretch the window over more fires than the old fixed 13 s held.
+        deadline = time.monotonic() + DAEMON_DEADLINE_S
+        ticking = True
+        while not _all_shown(runs := list_runs(engine, limit=1000)):
+            if ticking and sum(r["status"] == "finished" for r in _of(runs, "tick")) >= 3:
+                set_paused(engine, "tick", True)
+                ticking = False
+            assert time.monotonic() < deadline, "".join(line for part in lines for line in part)[-3000:]
+            time.sleep(0.2)
     finally:
         for p in procs:
             p.terminate()  # SIGTERM: launch nothing new, let running ones end (timeouts, retries)
@@ -190,6 +202,18 @@ def daemons(tmp_path_factory: pytest.TempPathFactory, tick_source) -> dict:
 
 def _of(runs, name):
     return sorted((r for r in runs if r["schedule_name"] == name), key=lambda r: (r["fire_ts"], r["attempt"]))
+
+
+def _all_shown(runs) -> bool:
+    """The daemons did all the tests look at: 3 ticks finished, the hang timed out, the flaky
+    and the broken schedules ended their retries."""
+    def chain(name):
+        return [(r["attempt"], r["status"]) for r in _of(runs, name)]
+
+    return (sum(r["status"] == "finished" for r in _of(runs, "tick")) >= 3
+            and chain("hang") == [(1, "timeout")]
+            and chain("flaky") == [(1, "failed"), (2, "finished")]
+            and chain("broken") == [(1, "failed"), (2, "failed")])
 
 
 @daemon_test
