@@ -38,7 +38,7 @@ from lyra.core.costs import MARKET_BUY_BUFFER, CostRule
 from lyra.core.enums import Liquidity, OrderEventType, OrderStatus
 from lyra.core.errors import InvalidOrder, ValidationError
 from lyra.core.instrument import Instrument
-from lyra.core.market import MarketEvent
+from lyra.core.market import Bar, MarketEvent
 from lyra.core.orders import Fill, Order
 from lyra.core.values import ZERO, is_on_step, quantize_step, to_decimal
 from lyra.execution.broker import (
@@ -123,6 +123,9 @@ class PaperBroker(MatchingEngine):
         self._caps = capabilities or BrokerCapabilities()
         self._free: dict[str, Decimal] = {}
         self._locked: dict[str, Decimal] = {}
+        # The open time of the last bar seen per instrument: a bar shown twice (the session
+        # shows the latest bar again before an operator's order) must not match twice.
+        self._bar_seen: dict[str, int] = {}
         for asset, amount in (balances or {}).items():
             d = to_decimal(amount, f"balances.{asset}")
             if d < 0:
@@ -221,8 +224,13 @@ class PaperBroker(MatchingEngine):
         return out
 
     def on_market(self, event: MarketEvent) -> None:
-        if event.instrument_id not in self._instruments:
+        iid = event.instrument_id
+        if iid not in self._instruments:
             return
+        if type(event) is Bar:
+            if event.ts <= self._bar_seen.get(iid, -1):
+                return  # already seen: matching it again would fill twice
+            self._bar_seen[iid] = event.ts
         self._advance(event.ts)
         self._dispatch(event)
         now = self._clock.now_ms()

@@ -401,6 +401,7 @@ class SessionCommands:
     def _submit(self, info: dict[str, Any], t: int) -> tuple[str, str, str]:
         s = self.s
         intent = intent_from_payload(info["payload"], tag=f"manual:{info['actor']}")
+        s.show_market(intent.instrument_id, t)  # priced at the current market, not a stale one
         cid = s.gateway.next_client_id()  # the id the gateway gives it (children may follow)
         s._submit([intent], t)
         order = s.ledger.state.orders[cid]

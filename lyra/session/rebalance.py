@@ -96,6 +96,7 @@ def rebalance(s: Session, info: dict[str, Any], t: int) -> tuple[str, str, str]:
     lines: list[str] = []
     accepted = 0
     for it in intents:
+        s.show_market(it.instrument_id, t)  # priced at the current market, not a stale one
         cid = s.gateway.next_client_id()
         first = first or cid
         s._submit([OrderIntent(it.instrument_id, it.side, it.quantity, tag=tag)], t)

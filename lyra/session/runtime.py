@@ -170,6 +170,8 @@ class Session:
         self.cash = self.portfolio.cash
         self.holdings: dict[str, Decimal] = self.portfolio.holdings()
         self.marks: dict[str, float] = {}
+        #: the latest bar per instrument, shown to the broker before an operator's order
+        self._latest_bars: dict[str, Bar] = {}
         self.last_data_ts: dict[str, int] = {}
         self.result = SessionResult(self.sid)
         self._bars_since_equity = 0
@@ -273,6 +275,7 @@ class Session:
         advance = self.clock.advance_to
         strategies = self.strategies
         marks = self.marks
+        latest = self._latest_bars
         last_data_ts = self.last_data_ts
         working = self.working
         broker_on_market = self.broker.on_market
@@ -300,6 +303,7 @@ class Session:
                         broker_on_market(ev)
                         self._drain(t)
                     marks[iid] = ev.close
+                    latest[iid] = ev
                     last_data_ts[iid] = t
                     if bar_hooks and not self.recorder.resuming:
                         self.recorder.commit()
@@ -408,6 +412,7 @@ class Session:
                 if self._kills_at and n in self._kills_at:
                     ctl.act_on_kill(self._kills_at.pop(n), n, t)
                 if redo_at and n in redo_at:
+                    self._latest_bars[iid] = _bar_at(b, a + i, iid, tf_name)
                     self.commands.redo(redo_at.pop(n), n, t)
                 if self._kill_pending and not working and ctl.idle_after_kill(t) and self._stop_when_idle:
                     self.last_data_ts[iid] = t
@@ -415,6 +420,7 @@ class Session:
                 if not n & 1023 and time.monotonic() >= ctl.next_poll:
                     ctl.next_poll = time.monotonic() + POLL_INTERVAL_S
                     self.last_data_ts[iid] = t
+                    self._latest_bars[iid] = _bar_at(b, a + i, iid, tf_name)
                     if ctl.poll(n, t):
                         return n, True, t
                     if on_progress is not None:
@@ -427,6 +433,15 @@ class Session:
         return any(True for _ in self.log.read(session_id=self.sid, kinds=("session.started",)))
 
     # ------------------------------------------------------------------ orders
+    def show_market(self, instrument_id: str, t: int) -> None:
+        """Show the broker the latest bar of ``instrument_id`` before an operator's order, so a
+        market order taken between the strategy's trades is priced at the current market (the
+        loop shows the broker bars only while it has work; a bar already seen is ignored)."""
+        bar = self._latest_bars.get(instrument_id)
+        if bar is not None:
+            self.broker.on_market(bar)
+            self._drain(t)
+
     def _submit(self, intents: Sequence[OrderIntent | ParentIntent], t: int) -> None:
         """Send ``intents`` through the session's order gateway (:mod:`lyra.session.gateway`)."""
         self.gateway.submit(intents, t)
@@ -505,6 +520,12 @@ class Session:
                 "fees": str(self.result.fees), "equity": str(self.equity()),
                 "balances": {k: str(v) for k, v in self.cash.items()},
                 "positions": {k: str(v) for k, v in self.holdings.items()}}
+
+
+def _bar_at(b: Any, k: int, iid: str, timeframe: str) -> Bar:
+    """Bar ``k`` of the fast loop's bar arrays."""
+    return Bar(iid, timeframe, int(b.ts[k]), float(b.open[k]), float(b.high[k]), float(b.low[k]),
+               float(b.close[k]), float(b.volume[k]))
 
 
 def config_fingerprint(config: SessionConfig) -> str:

@@ -128,7 +128,10 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
         done = q.wait(cmd.id, timeout_s=60)
         taken_s = time.monotonic() - t0
         assert done.status == "done", done.result
-        assert taken_s < 2.0, f"took {taken_s:.2f} s"
+        # How fast a paced session answers is checked in its own event counts by
+        # test_control_plane.py and measured by benchmarks/bench_control_plane.py; here only
+        # that it answered (a wall-clock limit would depend on the machine's load).
+        print(f"ticket answered in {taken_s:.2f} s")
         cid = done.client_order_id
         assert cid.startswith(f"{sid}-")
         assert done.result == f"order {cid} accepted by risk (status accepted)", [
