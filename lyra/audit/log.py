@@ -186,8 +186,9 @@ class EventLog:
             q = q.where(events.c.kind.in_(kinds))
         if session_id is not None:
             q = q.where(events.c.session_id == session_id)
-        with self.engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(q)
+        # Closing the result closes PostgreSQL's server-side cursor also when the caller stops
+        # early (breaks out of its loop, or drops the iterator after next()).
+        with self.engine.connect() as conn, conn.execution_options(yield_per=batch).execute(q) as result:
             for r in result:
                 yield EventRecord(r.seq, r.ts, r.actor, r.kind, r.session_id, r.payload, r.prev_hash, r.hash)
 

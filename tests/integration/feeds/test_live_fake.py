@@ -66,10 +66,20 @@ def test_100_forced_disconnects_lose_and_duplicate_nothing() -> None:
                         reconnect_delay=0.001, reconnect_max=0.02, watch_timeout=0.5,
                         idle_backfill=0.3)
         got: list[Trade] = []
-        drops, conns_at_drop, since_drop = 0, 0, 0
+        drops, conns_at_drop, since_drop, away = 0, 0, 0, 0
         t0 = time.monotonic()
         async with feed:
-            while len(got) < len(TRADES) and time.monotonic() - t0 < 25:
+            while len(got) < len(TRADES) and time.monotonic() - t0 < 180:
+                # The venue's tape moves with the loop, not with the wall clock: one trade a
+                # turn while we are connected, two at most while we are away (a gap to notice),
+                # then fast once the 100 drops are done — so a loaded machine (slow reconnects)
+                # cannot let the tape run out before the drops happen.
+                back = fake.ws_connections > conns_at_drop
+                if drops >= 100:
+                    venue.advance(0.1)
+                elif back or away < 2:
+                    venue.advance(1 / 250)
+                    away += not back
                 ev = await feed.get(timeout=0.05)
                 if isinstance(ev, Trade):
                     got.append(ev)
@@ -79,10 +89,11 @@ def test_100_forced_disconnects_lose_and_duplicate_nothing() -> None:
                 if drops < 100 and back and since_drop >= 3:
                     conns_at_drop = fake.ws_connections
                     fake.drop_all_websockets()
-                    drops, since_drop = drops + 1, 0
+                    drops, since_drop, away = drops + 1, 0, 0
         return got, feed, drops
 
-    with binance_fake(FIX, rate=250.0) as fake:  # an 8 s tape: drops land while trades flow
+    venue = ManualClock(START)
+    with binance_fake(FIX, rate=250.0, clock=venue) as fake:  # an 8 s tape: drops land while trades flow
         fake.faults.drop_ws_every = 40  # and the venue drops on its own too
         got, feed, drops = asyncio.run(run(fake))
     stats = feed.stats["binance"]

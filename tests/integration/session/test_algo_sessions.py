@@ -244,7 +244,7 @@ def test_sigkilled_algo_session_resumes_to_the_uninterrupted_log(session_home, t
         if proc.poll() is not None:
             break
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()  # waits, and closes its stderr pipe
         kills += 1
         proc = lyra("resume", "algo-kill9")
     err = proc.communicate(timeout=120)[1].decode()

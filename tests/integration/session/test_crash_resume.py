@@ -65,7 +65,7 @@ def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(session_home, tmp_pa
         if proc.poll() is not None:
             break  # finished before we could kill it again
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()  # waits, and closes its stderr pipe
         kills += 1
         registered = SessionRegistry(h["engine"]).get("crash") is not None
         # Killed before it even registered: the operator starts it again.

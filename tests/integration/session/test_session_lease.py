@@ -340,7 +340,7 @@ def test_one_owner_at_a_time_across_processes(session_home, tmp_path):
         # The new owner dies (SIGKILL): status says stale at once, and a resume takes over
         # without waiting for the expiry (its process is gone on this host).
         second.kill()
-        second.wait()
+        second.communicate()  # waits, and closes its pipes
         r = lyra(["session", "status", sid], env)
         assert r.returncode == 0 and "stale" in r.stdout
         third = _resume(env, sid)
