@@ -248,14 +248,15 @@ def _write_json(path: Path, data: Any) -> None:
 # ---------------------------------------------------------------------------- registry
 def register_run(engine: Engine, plan: RunPlan, runs_dir: Path, *, run_id: str | None = None,
                  rerun_of: str = "", schedule_name: str | None = None, fire_ts: int | None = None,
-                 attempt: int = 1, status: str = "running", error: str = "") -> str:
+                 attempt: int = 1, status: str = "running", error: str = "", at_ms: int | None = None) -> str:
     """Create the run's folder and its ``running`` row (one transaction); return the run id.
+    ``at_ms`` is its start time (default: now; the scheduler passes its own clock's time).
     A scheduled fire that is already registered raises sqlalchemy's IntegrityError."""
     run_id = run_id or new_run_id()
     out = runs_dir / run_id
     out.mkdir(parents=True, exist_ok=False)
     _write_json(out / "parameters.json", plan.parameters)
-    t = now_ms()
+    t = now_ms() if at_ms is None else at_ms
     row = {"run_id": run_id, "notebook": str(plan.notebook),
            "parameters": json.dumps(plan.parameters, sort_keys=True, default=str),
            "status": status, "created_ts": t, "started_ts": t, "output_dir": str(out), "rerun_of": rerun_of,

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.errors import ValidationError
 from lyra.ops.runs import finish_run, get_run, now_ms, plan_run, register_run
 from lyra.store.tables_ops import runs, schedules
@@ -236,7 +237,8 @@ class Scheduler:
     """
 
     def __init__(self, engine: Engine, settings: Any, *, max_concurrent: int = 2, poll_s: float = 0.5,
-                 grace_s: float = 60.0, python: str = sys.executable, kill_grace_s: float = 1.0) -> None:
+                 grace_s: float = 60.0, python: str = sys.executable, kill_grace_s: float = 1.0,
+                 clock: Clock = WALL_CLOCK) -> None:
         if max_concurrent < 1:
             raise ValidationError("max_concurrent", max_concurrent, "must be >= 1")
         self.engine = engine
@@ -246,6 +248,7 @@ class Scheduler:
         self.grace_ms = int(grace_s * 1000)
         self.python = python
         self.kill_grace_s = kill_grace_s
+        self.clock = clock  # fire times and starts are read from it (tests inject a ManualClock)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.children: dict[str, _Child] = {}
         self.retries: list[_Retry] = []
@@ -285,9 +288,9 @@ class Scheduler:
                             .where(schedules.c.paused == sa.false())).scalar()
         wait = self.poll_s
         if nxt is not None:
-            wait = min(wait, max(0.0, (int(nxt) - now_ms()) / 1000))
+            wait = min(wait, max(0.0, (int(nxt) - self.clock.now_ms()) / 1000))
         if self.retries:
-            wait = min(wait, max(0.0, (self.retries[0].due_ms - now_ms()) / 1000))
+            wait = min(wait, max(0.0, (self.retries[0].due_ms - self.clock.now_ms()) / 1000))
         return max(wait, 0.01)
 
     def tick(self, *, launch_new: bool = True) -> list[str]:
@@ -295,7 +298,7 @@ class Scheduler:
         Returns the run ids launched."""
         self._reap()
         started: list[str] = []
-        now = now_ms()
+        now = self.clock.now_ms()
         while self.retries and self.retries[0].due_ms <= now and self._free():
             r = self.retries.pop(0)
             sched = get_schedule(self.engine, r.name)
@@ -312,7 +315,7 @@ class Scheduler:
                 .order_by(schedules.c.next_ts))]
         for sched in due:
             while self._free():
-                fires, nxt = due_fires(sched, now_ms(), grace_ms=self.grace_ms)
+                fires, nxt = due_fires(sched, self.clock.now_ms(), grace_ms=self.grace_ms)
                 if not claim_fire(self.engine, sched["name"], int(sched["next_ts"]), nxt):
                     break  # another daemon claimed it (or it was paused/edited): not ours
                 if not fires:
@@ -323,7 +326,7 @@ class Scheduler:
                     if rid:
                         started.append(rid)
                 sched["next_ts"] = nxt
-                if nxt > now_ms():
+                if nxt > self.clock.now_ms():
                     break
         return started
 
@@ -347,7 +350,7 @@ class Scheduler:
             return None
         try:
             run_id = register_run(self.engine, plan, self.settings.runs_dir, schedule_name=name,
-                                  fire_ts=fire_ts, attempt=attempt)
+                                  fire_ts=fire_ts, attempt=attempt, at_ms=self.clock.now_ms())
         except SAIntegrityError:
             # Only reachable if fires were claimed twice: the unique key refused the copy.
             log.error("schedule %s: fire %d attempt %d is already registered (duplicate refused)",
@@ -393,8 +396,8 @@ class Scheduler:
                 status = "failed"
             if status in ("failed", "timeout") and ch.attempt <= int(ch.schedule["retries"]):
                 delay = float(ch.schedule["backoff_s"]) * 2 ** (ch.attempt - 1)
-                self.retries.append(_Retry(now_ms() + int(delay * 1000), ch.schedule["name"], ch.fire_ts,
-                                           ch.attempt + 1))
+                self.retries.append(_Retry(self.clock.now_ms() + int(delay * 1000), ch.schedule["name"],
+                                           ch.fire_ts, ch.attempt + 1))
                 self.retries.sort()
                 log.info("schedule %s: run %s %s; retry %d in %.1f s", ch.schedule["name"], run_id, status,
                          ch.attempt, delay)
