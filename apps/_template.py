@@ -36,7 +36,7 @@ def nav_links(current_route: str = "") -> str:
 def page(title: str, main: pn.viewable.Viewable, *, route: str) -> pn.template.BootstrapTemplate:
     """Wrap ``main`` in the shared dark template with role-aware navigation."""
     who = current_principal()
-    user_line = f"Signed in as **{who.subject}** ({who.role.value})" if who else "Not signed in"
+    user_line = f"Signed in as **{md_literal(who.subject)}** ({who.role.value})" if who else "Not signed in"
     sidebar = [
         pn.pane.Markdown("### Dashboards", margin=(0, 10)),
         pn.pane.Markdown(nav_links(route), name="nav", css_classes=["lyra-nav"], margin=(0, 10)),
@@ -60,6 +60,9 @@ def page(title: str, main: pn.viewable.Viewable, *, route: str) -> pn.template.B
 # the event log's head and re-queries only when it moved, empty states and messages.
 
 import functools  # noqa: E402
+import re  # noqa: E402
+import urllib.parse  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -85,13 +88,119 @@ def read_model() -> tuple[ReadModel, Path]:
     return ReadModel(engine, settings.market_dir), settings.audit_dir / "events.jsonl"
 
 
-def query_param(name: str, default: str | None = None) -> str | None:
-    """A URL query parameter of the page being built (``?session=demo``), else ``default``."""
-    loc = pn.state.location
-    if loc is None:
-        return default
-    value = loc.query_params.get(name)
-    return default if value in (None, "") else str(value)
+# --------------------------------------------------------------------------- query parameters
+# Every query parameter goes through :func:`read_query`: a value is either parsed into its type
+# and range, or dropped with a *fixed* message written here (never the value itself: a link's
+# text must not reach the page, where Markdown would render HTML).
+
+_MAX_QUERY_VALUE = 256
+_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_PAIR = r"[A-Za-z0-9:/._-]{1,64}=[0-9.]{1,12}"
+_TARGETS = re.compile(rf"{_PAIR}(?:[,;] ?{_PAIR}){{0,49}}")
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One accepted query parameter: its name, type and range, and the fixed message shown
+    when the link holds anything else."""
+
+    name: str
+    kind: str  # "int" | "float" | "choice" | "id" | "pattern"
+    lo: float = 0
+    hi: float = 0
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    message: str = ""
+
+    def parse(self, raw: str) -> Any:
+        """The typed value, or ValueError (the caller shows :attr:`message`, not the value)."""
+        if len(raw) > _MAX_QUERY_VALUE or not raw.isascii() or not raw.isprintable():
+            raise ValueError(self.name)
+        if self.kind == "int":
+            if not re.fullmatch(r"-?[0-9]{1,9}", raw) or not self.lo <= int(raw) <= self.hi:
+                raise ValueError(self.name)
+            return int(raw)
+        if self.kind == "float":
+            if not re.fullmatch(r"[0-9]{0,3}\.?[0-9]{1,6}", raw) or not self.lo <= float(raw) <= self.hi:
+                raise ValueError(self.name)
+            return float(raw)
+        if self.kind == "choice":
+            if raw not in self.choices:
+                raise ValueError(self.name)
+            return raw
+        pattern = _ID if self.kind == "id" else self.pattern
+        if pattern is None or not pattern.fullmatch(raw):
+            raise ValueError(self.name)
+        return raw
+
+
+def int_param(name: str, lo: int, hi: int, message: str = "") -> QuerySpec:
+    """A whole number in ``lo..hi``."""
+    return QuerySpec(name, "int", lo, hi, message=message or
+                     f"`{name}` in the link must be a whole number in {lo:,}..{hi:,}; it was ignored.")
+
+
+def float_param(name: str, lo: float, hi: float, message: str = "") -> QuerySpec:
+    """A decimal number in ``lo..hi``."""
+    return QuerySpec(name, "float", lo, hi, message=message or
+                     f"`{name}` in the link must be a number in {lo}..{hi}; it was ignored.")
+
+
+def choice_param(name: str, choices: tuple[str, ...], message: str = "") -> QuerySpec:
+    """One of ``choices``."""
+    return QuerySpec(name, "choice", choices=choices, message=message or
+                     f"`{name}` in the link must be one of {', '.join(choices)}; it was ignored.")
+
+
+#: ``?session=``: a session id (1-40 letters, digits, '-' or '_').
+SESSION_PARAM = QuerySpec("session", "id", message=(
+    "`session` in the link is not a session id (1-40 letters, digits, '-' or '_'); "
+    "showing the latest session instead."))
+#: ``?targets=instrument=weight,...`` (rebalancing).
+TARGETS_PARAM = QuerySpec("targets", "pattern", pattern=_TARGETS, message=(
+    "`targets` in the link must be instrument=weight pairs with weights in 0..1; "
+    "showing equal weights."))
+
+
+@dataclass
+class Query:
+    """What :func:`read_query` made of the page's query string."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The parsed value of ``name`` (``default`` when absent or refused)."""
+        return self.values.get(name, default)
+
+
+def read_query(*specs: QuerySpec, search: str | None = None) -> Query:
+    """Parse the page's query string (or ``search``, e.g. ``"?bars=500"``) against ``specs``:
+    typed values for the good ones, the fixed messages of the bad ones. Unknown parameters are
+    ignored; a parameter given twice is refused."""
+    if search is None:
+        loc = pn.state.location
+        search = (loc.search or "") if loc is not None else ""
+    # The raw string, not Location.query_params: that one guesses types (JSON, literal_eval).
+    raw_params = urllib.parse.parse_qs(search.removeprefix("?"), errors="replace", max_num_fields=100)
+    out = Query()
+    for spec in specs:
+        raws = raw_params.get(spec.name)
+        if not raws or raws == [""]:
+            continue
+        try:
+            if len(raws) != 1:
+                raise ValueError(spec.name)
+            out.values[spec.name] = spec.parse(raws[0])
+        except ValueError:
+            out.problems.append(spec.message)
+    return out
+
+
+def md_literal(value: object) -> str:
+    """``value`` as literal text inside Markdown: every ASCII punctuation mark is
+    backslash-escaped (CommonMark), so it cannot open a tag, a link or emphasis."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(value)[:300])
 
 
 class LiveView(pn.viewable.Viewer):
@@ -116,7 +225,9 @@ class LiveView(pn.viewable.Viewer):
         self.rm = rm
         self.info: SessionInfo | None = None
         self._picker = pn.widgets.Select(label="Session", options=[], width=220)
+        # html=False: markdown-it shows any HTML in a message as text (defence in depth).
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, name="message",
+                                   renderer_options={"html": False},
                                    css_classes=["lyra-message"], sizing_mode="stretch_width")
         self._body = self._build()
         self._layout = pn.Column(pn.Row(self._picker, pn.pane.Markdown("", name="session-line",
@@ -143,7 +254,7 @@ class LiveView(pn.viewable.Viewer):
         found = [s.session_id for s in self.rm.sessions()]
         self._picker.options = found
         if wanted and wanted not in found:
-            self.warn(f"Session **{wanted}** does not exist; showing the latest one instead.")
+            self.warn(f"Session **{md_literal(wanted)}** does not exist; showing the latest one instead.")
             wanted = None
         sid = wanted or self.rm.default_session_id() or ""
         self.session_id = sid
@@ -157,7 +268,10 @@ class LiveView(pn.viewable.Viewer):
             self.reload()
 
     def warn(self, text: str, kind: str = "warning") -> None:
-        """Show a message above the body (empty states, bad input, vanished sessions)."""
+        """Show a message above the body (empty states, bad input, vanished sessions).
+
+        ``text`` is Markdown written by the app (the pane renders no raw HTML: it shows as
+        text); values from outside go in through :func:`md_literal`."""
         self.message = text
         self._note.object = text
         self._note.alert_type = kind
@@ -188,8 +302,8 @@ class LiveView(pn.viewable.Viewer):
             if info is None:
                 gone = self.session_id
                 self._set_sessions(None)
-                self.warn(f"Session **{gone}** no longer exists (deleted or the database was reset); "
-                          f"pick another one.", "danger")
+                self.warn(f"Session **{md_literal(gone)}** no longer exists (deleted or the database "
+                          f"was reset); pick another one.", "danger")
                 if not self.session_id:
                     self.clear()
                     return
@@ -203,7 +317,7 @@ class LiveView(pn.viewable.Viewer):
                 self.warn("")
             self.update(full)
         except (LyraError, ValueError, KeyError) as exc:
-            self.warn(f"Could not show this: {exc}", "danger")
+            self.warn(f"Could not show this: {md_literal(exc)}", "danger")
         except Exception as exc:  # the database went away, a file is missing...: keep the page alive
             logging.getLogger(__name__).exception("dashboard update failed")
             self.warn(f"Could not read the database ({type(exc).__name__}); retrying.", "danger")
@@ -228,6 +342,11 @@ class LiveView(pn.viewable.Viewer):
                 return
         if ch.touches(*self.LISTEN):
             self._safe_update(False)
+
+    def show_problems(self, query: Query) -> None:
+        """Show the fixed messages of refused query parameters (none: nothing changes)."""
+        if query.problems:
+            self.warn(" ".join(query.problems))
 
     def clear(self) -> None:
         """Empty the widgets (no session); subclasses override when they hold data."""

@@ -17,6 +17,7 @@ from lyra.readside import Kpis, ReadModel, fmt_money, fmt_num, fmt_pct, kpis
 
 try:
     from _template import (
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
@@ -24,11 +25,12 @@ try:
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 except ImportError:  # pragma: no cover - notebook use
     from apps._template import (
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
@@ -36,8 +38,8 @@ except ImportError:  # pragma: no cover - notebook use
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 
 ROUTE = "executive"
@@ -140,4 +142,4 @@ class ExecutiveView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh executive page for one browser session."""
     rm, _jsonl = read_model()
-    return page(TITLE, ExecutiveView(rm, query_param("session")), route=ROUTE)
+    return page(TITLE, ExecutiveView(rm, read_query(SESSION_PARAM).get("session")), route=ROUTE)

@@ -20,6 +20,7 @@ from lyra.readside import ReadModel, fee_tier_progress, fmt_money, fmt_pct
 try:
     from _template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
@@ -27,12 +28,13 @@ try:
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 except ImportError:  # pragma: no cover - notebook use
     from apps._template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
@@ -40,8 +42,8 @@ except ImportError:  # pragma: no cover - notebook use
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 
 ROUTE = "fees"
@@ -198,4 +200,4 @@ class FeesView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh fees page for one browser session."""
     rm, _jsonl = read_model()
-    return page(TITLE, FeesView(rm, query_param("session")), route=ROUTE)
+    return page(TITLE, FeesView(rm, read_query(SESSION_PARAM).get("session")), route=ROUTE)

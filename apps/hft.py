@@ -20,18 +20,31 @@ from lyra.readside import ReadModel, execution_quality, fmt_num, fmt_pct, order_
 
 try:
     from _book_views import SpreadDepthView
-    from _template import LiveView, chart, empty_source, kpi_card, kpi_html, page, query_param, read_model
-except ImportError:  # pragma: no cover - notebook use
-    from apps._book_views import SpreadDepthView
-    from apps._template import (
+    from _template import (
+        SESSION_PARAM,
         LiveView,
         chart,
+        choice_param,
         empty_source,
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
+    )
+except ImportError:  # pragma: no cover - notebook use
+    from apps._book_views import SpreadDepthView
+    from apps._template import (
+        SESSION_PARAM,
+        LiveView,
+        chart,
+        choice_param,
+        empty_source,
+        kpi_card,
+        kpi_html,
+        page,
+        read_model,
+        read_query,
     )
 
 ROUTE = "hft"
@@ -166,11 +179,9 @@ class HftView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh HFT page for one browser session."""
     rm, _jsonl = read_model()
-    view = HftView(rm, query_param("session"))
-    raw = query_param("freq")
-    if raw is not None:
-        if raw in FREQS:
-            view.freq = raw
-        else:
-            view.warn(f"`freq={raw}` is not one of {', '.join(FREQS)}; showing {view.freq}.")
+    query = read_query(SESSION_PARAM, choice_param("freq", tuple(FREQS)))
+    view = HftView(rm, query.get("session"))
+    if query.get("freq") is not None:
+        view.freq = query.get("freq")
+    view.show_problems(query)
     return page(TITLE, view, route=ROUTE)

@@ -18,6 +18,7 @@ from lyra.readside import ReadModel, fmt_money
 try:
     from _template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
@@ -25,12 +26,13 @@ try:
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 except ImportError:  # pragma: no cover - notebook use
     from apps._template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
@@ -38,8 +40,8 @@ except ImportError:  # pragma: no cover - notebook use
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 
 ROUTE = "portfolio"
@@ -191,4 +193,4 @@ class PortfolioView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh portfolio page for one browser session."""
     rm, _jsonl = read_model()
-    return page(TITLE, PortfolioView(rm, query_param("session")), route=ROUTE)
+    return page(TITLE, PortfolioView(rm, read_query(SESSION_PARAM).get("session")), route=ROUTE)

@@ -24,28 +24,32 @@ from lyra.readside import ManualDesk, ReadModel, fmt_money, rebalance_proposal
 try:
     from _template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
+        TARGETS_PARAM,
         LiveView,
         chart,
         empty_source,
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 except ImportError:  # pragma: no cover - notebook use
     from apps._template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
+        TARGETS_PARAM,
         LiveView,
         chart,
         empty_source,
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 
 ROUTE = "rebalancing"
@@ -250,7 +254,8 @@ def create_app() -> pn.viewable.Viewable:
 
     rm, jsonl = read_model()
     who = current_principal()
-    sid = query_param("session") or rm.default_session_id()
+    query = read_query(SESSION_PARAM, TARGETS_PARAM)
+    sid = query.get("session") or rm.default_session_id()
     info = rm.session(sid) if sid else None
     desk = None
     fee, slip = 0.006, 2.0
@@ -262,13 +267,14 @@ def create_app() -> pn.viewable.Viewable:
         if who is not None and who.can(Action.SUBMIT_REBALANCE):
             desk = ManualDesk(rm.engine, instruments, session_id=sid, jsonl_path=jsonl)
     view = RebalancingView(
-        rm, query_param("session"), principal=who, desk=desk, fee_rate=fee, slippage_bps=slip
+        rm, query.get("session"), principal=who, desk=desk, fee_rate=fee, slippage_bps=slip
     )
-    raw = query_param("targets")
+    raw = query.get("targets")
     if raw is not None:
         try:
             parse_targets(raw)
             view.targets = raw
-        except ValidationError as exc:
-            view.warn(f"`targets`: {exc}; showing equal weights.")
+        except ValidationError:
+            query.problems.append(TARGETS_PARAM.message)
+    view.show_problems(query)
     return page(TITLE, view, route=ROUTE)

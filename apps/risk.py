@@ -21,28 +21,32 @@ from lyra.readside import ReadModel, fmt_money, fmt_pct, pull_kill_switch, retur
 try:
     from _template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
         empty_source,
+        float_param,
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 except ImportError:  # pragma: no cover - notebook use
     from apps._template import (
         NUMBER,
+        SESSION_PARAM,
         TABLE_OPTS,
         LiveView,
         chart,
         empty_source,
+        float_param,
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
     )
 
 ROUTE = "risk"
@@ -219,15 +223,10 @@ def create_app() -> pn.viewable.Viewable:
     from lyra.auth.panel_auth import current_principal
 
     rm, jsonl = read_model()
-    view = RiskView(rm, query_param("session"), principal=current_principal(), jsonl_path=jsonl)
-    raw = query_param("confidence")
-    if raw is not None:
-        try:
-            value = float(raw)
-            lo, hi = RiskView.param.confidence.bounds
-            if not lo <= value <= hi:
-                raise ValueError
-            view.confidence = value
-        except ValueError:
-            view.warn(f"`confidence={raw}` must be a number in 0.5..0.999; showing {view.confidence}.")
+    lo, hi = RiskView.param.confidence.bounds
+    query = read_query(SESSION_PARAM, float_param("confidence", lo, hi))
+    view = RiskView(rm, query.get("session"), principal=current_principal(), jsonl_path=jsonl)
+    if query.get("confidence") is not None:
+        view.confidence = query.get("confidence")
+    view.show_problems(query)
     return page(TITLE, view, route=ROUTE)

@@ -18,17 +18,30 @@ from bokeh.models import LinearColorMapper, Span
 from lyra.readside import ReadModel, drawdown, fmt_pct, periods_per_year, returns, rolling_volatility, var_es
 
 try:
-    from _template import LiveView, chart, empty_source, kpi_card, kpi_html, page, query_param, read_model
-except ImportError:  # pragma: no cover - notebook use
-    from apps._template import (
+    from _template import (
+        SESSION_PARAM,
         LiveView,
         chart,
         empty_source,
+        int_param,
         kpi_card,
         kpi_html,
         page,
-        query_param,
         read_model,
+        read_query,
+    )
+except ImportError:  # pragma: no cover - notebook use
+    from apps._template import (
+        SESSION_PARAM,
+        LiveView,
+        chart,
+        empty_source,
+        int_param,
+        kpi_card,
+        kpi_html,
+        page,
+        read_model,
+        read_query,
     )
 
 ROUTE = "risk_analytics"
@@ -174,12 +187,10 @@ class RiskAnalyticsView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh risk-analytics page for one browser session."""
     rm, _jsonl = read_model()
-    view = RiskAnalyticsView(rm, query_param("session"))
-    raw = query_param("window")
-    if raw is not None:
-        lo, hi = RiskAnalyticsView.param.window.bounds
-        if raw.isdigit() and lo <= int(raw) <= hi:
-            view.window = int(raw)
-        else:
-            view.warn(f"`window={raw}` must be a whole number in {lo}..{hi}; showing {view.window}.")
+    lo, hi = RiskAnalyticsView.param.window.bounds
+    query = read_query(SESSION_PARAM, int_param("window", lo, hi))
+    view = RiskAnalyticsView(rm, query.get("session"))
+    if query.get("window") is not None:
+        view.window = query.get("window")
+    view.show_problems(query)
     return page(TITLE, view, route=ROUTE)

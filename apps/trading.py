@@ -28,10 +28,32 @@ from lyra.readside import MANUAL_SESSION, ManualDesk, ReadModel, downsample_ohlc
 
 try:
     from _book_views import OrderBookView
-    from _template import NUMBER, TABLE_OPTS, LiveView, kpi_card, kpi_html, page, query_param, read_model
+    from _template import (
+        NUMBER,
+        SESSION_PARAM,
+        TABLE_OPTS,
+        LiveView,
+        int_param,
+        kpi_card,
+        kpi_html,
+        page,
+        read_model,
+        read_query,
+    )
 except ImportError:  # pragma: no cover - notebook use
     from apps._book_views import OrderBookView
-    from apps._template import NUMBER, TABLE_OPTS, LiveView, kpi_card, kpi_html, page, query_param, read_model
+    from apps._template import (
+        NUMBER,
+        SESSION_PARAM,
+        TABLE_OPTS,
+        LiveView,
+        int_param,
+        kpi_card,
+        kpi_html,
+        page,
+        read_model,
+        read_query,
+    )
 
 ROUTE = "trading"
 TITLE = "Trading"
@@ -412,16 +434,6 @@ def _set_if_changed(table: pn.widgets.Tabulator, frame: pd.DataFrame) -> None:
         table.value = frame
 
 
-def _bars_param() -> int | None:
-    raw = query_param("bars")
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return -1
-
-
 def create_app() -> pn.viewable.Viewable:
     """A fresh trading page for one browser session."""
     from lyra.auth.panel_auth import current_principal
@@ -431,21 +443,18 @@ def create_app() -> pn.viewable.Viewable:
     rm, jsonl = read_model()
     who = current_principal()
     desk = None
-    sid = query_param("session") or rm.default_session_id()
+    lo, hi = TradingView.param.bars.bounds
+    bars_msg = f"`bars` in the link is out of range (a whole number in {lo:,}..{hi:,}); it was ignored."
+    query = read_query(SESSION_PARAM, int_param("bars", lo, hi, bars_msg))
+    sid = query.get("session") or rm.default_session_id()
     info = rm.session(sid) if sid else None
     if who is not None and who.can(Action.PLACE_ORDER) and info is not None:
         # The manual desk trades the instruments of the session on screen, with its definitions.
         instruments = session_instruments(load_session_config(info.config))
         equity = Decimal(repr(sum(info.balances.values())))
         desk = ManualDesk(rm.engine, instruments, session_id=sid, jsonl_path=jsonl, equity=equity)
-    view = TradingView(rm, query_param("session"), principal=who, desk=desk)
-    n = _bars_param()
-    if n is not None:
-        lo, hi = TradingView.param.bars.bounds
-        if lo <= n <= hi:
-            view.bars = n
-        else:
-            view.warn(
-                f"`bars={query_param('bars')}` is out of range ({lo:,}..{hi:,}); showing {view.bars:,}."
-            )
+    view = TradingView(rm, query.get("session"), principal=who, desk=desk)
+    if query.get("bars") is not None:
+        view.bars = query.get("bars")
+    view.show_problems(query)
     return page(TITLE, view, route=ROUTE)

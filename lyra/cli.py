@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.metadata
 import json
 import logging
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -59,8 +61,7 @@ class _LazyGroup(TyperGroup):
         if self._listing:
             return TyperCommand(cmd_name, help=entry.help_text)
         loaded = _load(cmd_name, entry)
-        if loaded is not None:
-            self.commands[cmd_name] = loaded
+        self.commands[cmd_name] = loaded
         return loaded
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -71,13 +72,24 @@ class _LazyGroup(TyperGroup):
             self._listing = False
 
 
+class CommandUnavailable(LyraError):
+    """A sub-command's module failed to import: the install is broken. Loud, never skipped."""
+
+
 def _load(name: str, entry: _Lazy) -> Any:
-    """Import ``entry``'s module and build its click command exactly as ``add_typer`` would."""
+    """Import ``entry``'s module and build its click command exactly as ``add_typer`` would.
+
+    A module that fails to import raises :class:`CommandUnavailable` naming the command, the
+    module and the cause: silently dropping ``lyra kill`` from a broken install would let an
+    operator believe there is no such command when it matters most.
+    """
     try:
         mod = importlib.import_module(entry.module)
-    except ImportError as exc:  # pragma: no cover - only in partial installs
-        log.debug("lyra %s unavailable: %s", name, exc)
-        return None
+    except Exception as exc:  # any failure at import: a missing package, a syntax error...
+        raise CommandUnavailable(
+            f"`lyra {name}` is unavailable: importing {entry.module} failed: "
+            f"{type(exc).__name__}: {exc} (repair the install: `pip install -e .`; "
+            "`lyra --debug ...` shows the traceback)") from exc
     sub = getattr(mod, entry.attr, None)
     holder = typer.Typer()
     holder.callback()(lambda: None)  # a callback makes typer build a group to pick from
@@ -85,16 +97,16 @@ def _load(name: str, entry: _Lazy) -> Any:
         holder.add_typer(sub, name=name, help=entry.help_text)
     elif callable(sub):
         holder.command(name, help=entry.help_text)(sub)
-    else:  # pragma: no cover - a module without the attribute
-        return None
+    else:
+        raise CommandUnavailable(f"`lyra {name}` is unavailable: {entry.module} has no {entry.attr}")
     group = typer.main.get_command(holder)
     assert isinstance(group, TyperGroup)
     return group.commands[name]
 
 
-app = typer.Typer(help="Lyra: research and paper-trading workbench for crypto markets.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_LazyGroup)
-audit_app = typer.Typer(help="The tamper-evident event log.", no_args_is_help=True)
+_HELP = "Lyra: research and paper-trading workbench for crypto markets."
+app = typer.Typer(help=_HELP, no_args_is_help=True, pretty_exceptions_enable=False, cls=_LazyGroup)
+audit_app = typer.Typer(help="The tamper-evident event log: verify, repair, replay.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 console = Console()
 err_console = Console(stderr=True)
@@ -104,6 +116,22 @@ log = logging.getLogger("lyra")
 def _fail(msg: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(code)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(importlib.metadata.version("lyra"))
+        raise typer.Exit()
+
+
+@app.callback(help=_HELP)
+def _top(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the Lyra version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show the full traceback.")] = False,
+) -> None:
+    # --debug is read by main() from the command line, before any command runs.
+    pass
 
 
 def _mount_optional(name: str, module: str, attr: str, help_text: str, *, group: bool = True) -> None:
@@ -135,6 +163,9 @@ def doctor() -> None:
     from lyra.bootstrap import run_checks
 
     checks = run_checks()
+    writable = _home_writable()
+    if writable is not None:
+        checks.append(writable)
     table = Table(title="lyra doctor")
     table.add_column("check")
     table.add_column("status")
@@ -148,9 +179,19 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
+#: ``lyra audit verify`` exit codes: 0 intact, 1 tampered or broken, 3 the mirror's tail is
+#: only incomplete (a crash or a full disk: ``lyra audit repair`` completes it).
+VERIFY_TAMPERED = 1
+VERIFY_INCOMPLETE_TAIL = 3
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the whole hash chain and the JSON-lines mirror; name the first bad entry."""
+    """Check the whole hash chain and the JSON-lines mirror; name the first bad entry.
+
+    Exit 0: intact. Exit 1: tampered or broken. Exit 3: only the mirror's tail is incomplete
+    (what a crash or a full disk leaves): run `lyra audit repair`.
+    """
     from lyra.audit.verify import verify
     from lyra.bootstrap import open_engine
 
@@ -162,10 +203,40 @@ def audit_verify() -> None:
     if report.ok:
         console.print(f"[green]ok[/]: {report.entries} entries, chain intact, file matches")
         return
-    err_console.print(f"[bold red]TAMPERED or BROKEN[/]: first bad {report.first_bad}")
+    if report.incomplete_tail:
+        err_console.print(f"[bold yellow]INCOMPLETE TAIL[/] (not tampering): {report.first_bad}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(VERIFY_INCOMPLETE_TAIL)
+    err_console.print(f"[bold red]TAMPERED or BROKEN[/]: first bad {report.first_bad}",
+                      highlight=False, soft_wrap=True)
     for p in report.problems[1:]:
-        err_console.print(f"  also: {p}")
-    raise typer.Exit(1)
+        err_console.print(f"  also: {p}", highlight=False, soft_wrap=True)
+    raise typer.Exit(VERIFY_TAMPERED)
+
+
+@audit_app.command("repair")
+def audit_repair() -> None:
+    """Complete the mirror's incomplete tail from the database (never the other way).
+
+    Refuses, exit 1, if the log shows tampering or damage.
+    """
+    from lyra.audit.verify import repair
+    from lyra.bootstrap import open_engine
+    from lyra.core.errors import IntegrityError
+
+    try:
+        settings, engine = open_engine()
+        res = repair(engine, settings.audit_dir / "events.jsonl")
+    except IntegrityError as exc:
+        _fail(str(exc), VERIFY_TAMPERED)
+    except LyraError as exc:
+        _fail(str(exc))
+    if res.appended == 0 and not res.torn_line_cut:
+        console.print(f"[green]ok[/]: nothing to repair ({res.entries} entries, file matches)")
+        return
+    cut = "cut a torn last line, " if res.torn_line_cut else ""
+    console.print(f"[green]repaired[/]: {cut}appended {res.appended} entries from the database; "
+                  f"{res.entries} entries, chain intact, file matches")
 
 
 @audit_app.command("replay")
@@ -203,6 +274,28 @@ def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         table.add_row(*("" if v is None else str(v) for v in r.values()))
     console.print(table)
+
+
+def _home_writable() -> tuple[str, bool, str] | None:
+    """Can Lyra write in LYRA_HOME? Tried with a real file: a read-only mount or a folder of
+    another user passes ``is_dir()`` but fails every command that records anything."""
+    import tempfile
+
+    from lyra.settings import load_settings
+
+    try:
+        home = load_settings().home
+    except LyraError:
+        return None  # the settings check already failed and says why
+    if not home.is_dir():
+        return None  # the home check says to run `lyra init`
+    try:
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return ("home writable", False, f"{home}: {exc.strerror or exc} (fix the permissions or "
+                "set LYRA_HOME to a writable folder)")
+    return ("home writable", True, str(home))
 
 
 @app.command()
@@ -243,19 +336,101 @@ _mount_optional("kill", "lyra.risk.cli", "kill_command", "Pull the kill switch: 
                 group=False)
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _os_error(exc: OSError) -> str:
+    """One line naming the file and the fix for the OS errors a user can meet."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or _one_line(exc) or type(exc).__name__
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{where}{what} (the folder is read-only or not yours: fix its permissions, or "
+                "set LYRA_HOME to a writable folder)")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}{what}: the disk is full (free some space, then run the command again)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{what}: the port is already in use (stop the other server or pass another --port)"
+    if exc.errno == errno.ENOENT:
+        return f"{where}no such file or folder"
+    return f"{where}{what}"
+
+
+def _database_error(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = _one_line(str(orig).splitlines()[0] if str(orig) else type(orig).__name__)
+    low = text.lower()
+    if "readonly" in low or "read-only" in low or "unable to open database file" in low:
+        return (f"database: {text} (the database file or its folder is read-only: set LYRA_HOME "
+                "to a writable folder or fix the permissions)")
+    if "disk is full" in low or "no space" in low:
+        return f"database: {text} (the disk is full: free some space, then run the command again)"
+    return f"database: {text} (check LYRA_DATABASE_URL; `lyra doctor` checks the connection)"
+
+
+def _pydantic_error(exc: BaseException) -> str:
+    errors = exc.errors()  # type: ignore[attr-defined]
+    if not errors:
+        return _one_line(exc)
+    err = errors[0]
+    field = ".".join(str(p) for p in err.get("loc", ())) or "value"
+    value = err.get("input")
+    shown = value if isinstance(value, str | int | float | bool) or value is None else type(value).__name__
+    return f"{field}={shown!r}: {str(err.get('msg', '')).removeprefix('Value error, ')}"
+
+
+def explain_error(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message with the fix) for an error no command handled itself.
+
+    Expected failures (bad input, a read-only or full disk, a busy port, a database that
+    refuses) exit 2; anything else is a bug and exits 1, still without a traceback unless
+    ``--debug``.
+    """
+    if isinstance(exc, CommandUnavailable):
+        return 1, _one_line(exc)
+    if isinstance(exc, LyraError):
+        return 2, _one_line(exc)
+    if isinstance(exc, OSError):
+        return 2, _os_error(exc)
+    mod = type(exc).__module__
+    if mod.startswith("sqlalchemy") and type(exc).__name__ in (
+            "OperationalError", "ProgrammingError", "DatabaseError", "InterfaceError"):
+        return 2, _database_error(exc)
+    if mod.startswith("pydantic") and hasattr(exc, "errors"):
+        return 2, _pydantic_error(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return 2, f"not a text file ({exc.reason} at byte {exc.start}): pass a UTF-8 text file"
+    if isinstance(exc, ValueError | OverflowError):
+        return 2, f"invalid value: {_one_line(exc)}"
+    if isinstance(exc, MemoryError):
+        return 2, "out of memory: use a smaller date range or window"
+    return 1, (f"unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: rerun with "
+               "`lyra --debug ...` for the traceback and report it)")
+
+
 def main() -> None:
-    """Entry point of the ``lyra`` console script."""
+    """Entry point of the ``lyra`` console script: one place turns every error a command did
+    not handle into one red line (the traceback only with ``lyra --debug``)."""
+    debug = "--debug" in sys.argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     try:
         app()
-    except LyraError as exc:  # anything a command did not handle itself
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]error:[/] interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        if isinstance(exc, BrokenPipeError):  # `lyra data list | head`: the reader left
+            sys.exit(0)
+        if debug:
+            traceback.print_exc()
+        code, message = explain_error(exc)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-

@@ -3,15 +3,21 @@ the projection tables in the same database transaction.
 
     ledger = Ledger(log)
     with ledger.transaction() as tx:
-        tx.create_order("s1", order, actor="session:s1")
-        tx.order_event("s1", order.client_order_id, OrderEvent(OrderEventType.SUBMIT, ts))
+        tx.create_order("s1", order, actor="session:s1", pen=pen)
+        tx.order_event("s1", order.client_order_id, OrderEvent(OrderEventType.SUBMIT, ts), pen=pen)
 
 If anything in the transaction fails (an illegal transition, the database), nothing is
 written and the ledger's in-memory state is rebuilt from the log.
+
+**One door.** ``order.*`` and ``risk.decision`` entries are written only with an
+:class:`OrderPen`, the capability the order gateway (:mod:`lyra.execution.gateway`) holds: the
+ledger refuses them from anyone else (``PermissionError``). Pens are issued only to the
+gateway's module and to test fixtures (:data:`PEN_ISSUERS`, checked at issue time).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +40,53 @@ from lyra.core.orders import Order, OrderEvent
 from lyra.store.engine import writer
 from lyra.store.tables import fills, orders, positions
 
+#: Modules that may be issued an :class:`OrderPen`: the order gateway, and test fixtures that
+#: seed a log (``lyra.testing``). Everything else that wants an order goes through the gateway.
+PEN_ISSUERS = ("lyra.execution.gateway", "lyra.testing.")
+
+_PEN_KEY = object()
+
+
+class OrderPen:
+    """The capability to write ``order.*`` and ``risk.decision`` entries (one door: invariant 1).
+
+    Get one with :func:`issue_order_pen`, which only the modules in :data:`PEN_ISSUERS` may
+    call; the ledger checks for it on every order write."""
+
+    __slots__ = ("holder",)
+
+    def __init__(self, holder: str, key: object) -> None:
+        if key is not _PEN_KEY:
+            raise PermissionError("an OrderPen is issued by issue_order_pen(), to the order gateway only")
+        self.holder = holder
+
+    def __repr__(self) -> str:
+        return f"OrderPen({self.holder!r})"
+
+
+def issue_order_pen(holder: str) -> OrderPen:
+    """The pen for ``holder``; refused (``PermissionError``) unless called from a module in
+    :data:`PEN_ISSUERS` (the order gateway, test fixtures)."""
+    caller = str(sys._getframe(1).f_globals.get("__name__", ""))
+    if not any(caller == m or (m.endswith(".") and caller.startswith(m)) for m in PEN_ISSUERS):
+        raise PermissionError(
+            f"{caller or 'this code'} may not write orders or risk decisions: send orders through "
+            "the order gateway (lyra.execution.gateway / the session's OrderGateway)")
+    return OrderPen(holder, _PEN_KEY)
+
+
+def is_order_kind(kind: str) -> bool:
+    """True for the entries only the order gateway writes (``order.*``, ``risk.decision``)."""
+    return kind == "risk.decision" or kind.startswith("order.")
+
+
+def check_pen(pen: OrderPen | None, kind: str) -> None:
+    """Refuse an order write without the gateway's pen."""
+    if type(pen) is not OrderPen:
+        raise PermissionError(
+            f"refused to write {kind!r}: only the order gateway writes order.* and risk.decision "
+            "entries (send the order through lyra.execution.gateway / the session's OrderGateway)")
+
 
 class LedgerTransaction:
     """Records order changes inside one database transaction."""
@@ -51,12 +104,19 @@ class LedgerTransaction:
         return self.log_tx.conn
 
     def append(self, kind: str, payload: Any, *, actor: str = "system", session_id: str = "",
-               ts: int | None = None) -> EventRecord:
-        """Append any other entry (a signal, a risk decision...) in this transaction."""
+               ts: int | None = None, pen: OrderPen | None = None) -> EventRecord:
+        """Append any other entry (a signal, a risk decision...) in this transaction; a
+        ``risk.decision`` or ``order.*`` entry needs the gateway's ``pen``."""
+        if kind == "risk.decision" or kind.startswith("order."):
+            check_pen(pen, kind)
         return self.log_tx.append(kind, payload, actor=actor, session_id=session_id, ts=ts)
 
-    def create_order(self, session_id: str, order: Order, *, actor: str = "system") -> Order:
-        """Record a new order (state INITIALIZED); returns the ledger's copy to work with."""
+    def create_order(self, session_id: str, order: Order, *, actor: str = "system",
+                     pen: OrderPen | None = None) -> Order:
+        """Record a new order (state INITIALIZED); returns the ledger's copy to work with.
+        Only with the order gateway's ``pen``."""
+        if type(pen) is not OrderPen:
+            check_pen(pen, ORDER_CREATED)
         rec = self.log_tx.append(ORDER_CREATED, order_created_payload(order), actor=actor,
                                  session_id=session_id, ts=order.created_ts)
         change = self._ledger.projector.created(order, session_id, rec.seq, rec.ts)
@@ -65,8 +125,11 @@ class LedgerTransaction:
         return change.order
 
     def order_event(self, session_id: str, client_order_id: str, event: OrderEvent, *,
-                    actor: str = "system") -> Order:
-        """Record an order event (submit, accept, fill...); returns the updated order."""
+                    actor: str = "system", pen: OrderPen | None = None) -> Order:
+        """Record an order event (submit, accept, fill...); returns the updated order. Only
+        with the order gateway's ``pen``."""
+        if type(pen) is not OrderPen:
+            check_pen(pen, order_event_kind(event.type))
         rec = self.log_tx.append(order_event_kind(event.type), order_event_payload(client_order_id, event),
                                  actor=actor, session_id=session_id, ts=event.ts)
         change = self._ledger.projector.event(client_order_id, event, session_id, rec.seq, rec.ts)

@@ -1,10 +1,16 @@
 """The Panel side of the auth check (defence in depth) and the Panel server process.
 
 The auth proxy refuses anything without a valid token, but the Panel server does not rely on
-that: it listens on 127.0.0.1 only *and* verifies the access-token cookie itself on every page
-and websocket request (a Bokeh auth provider, :class:`LyraAuthProvider`), enforces the per-app
-role, and answers Panel's ``pn.config.authorize_callback`` with the same table
-(:func:`authorize`). A request that reaches the Panel port directly without a token is refused.
+that: it listens on 127.0.0.1 only *and* verifies the identity the proxy signs for each request
+(the ``X-Lyra-Identity`` header, :mod:`lyra.auth.identity`: one minute, Panel-only; the
+browser's cookies and access token are never forwarded) on every page and websocket request (a
+Bokeh auth provider, :class:`LyraAuthProvider`), enforces the per-app role, and answers Panel's
+``pn.config.authorize_callback`` with the same table (:func:`authorize`). A request that
+reaches the Panel port directly without a valid identity is refused.
+
+Bokeh copies request headers and cookies into the session token it embeds in the page; the
+server keeps only an allow-list of harmless headers (:data:`PAGE_HEADERS`) and no cookie, so
+nothing that identifies the user to the server can be read by a script in the page.
 
 Apps are discovered in ``apps/`` (see ``apps/README.md``): one file per app, declaring
 ``ROUTE``, ``TITLE``, ``REQUIRES`` (an action name) as plain constants and a function
@@ -30,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lyra.auth.identity import IDENTITY_HEADER, IdentityVerifier
 from lyra.auth.permissions import Action, Principal, is_allowed, parse_action
-from lyra.auth.tokens import AccessClaims, InMemoryRefreshTokenStore, InvalidToken, TokenConfig, TokenService
+from lyra.auth.tokens import AccessClaims
 from lyra.core.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -40,8 +47,10 @@ COOKIE_ACCESS = "lyra_at"
 COOKIE_REFRESH = "lyra_rt"
 COOKIE_CSRF = "lyra_csrf"
 COOKIE_MFA = "lyra_mfa"
-#: Cookies that must never be copied into Bokeh's session token (it is embedded in the page).
+#: The proxy's own cookies: never forwarded to Panel.
 PRIVATE_COOKIES = (COOKIE_ACCESS, COOKIE_REFRESH, COOKIE_CSRF, COOKIE_MFA)
+#: The only request headers Bokeh may copy into the session token embedded in the page.
+PAGE_HEADERS = ["Host", "User-Agent", "Accept-Language", "X-Forwarded-Proto"]
 LOGIN_PATH = "/auth/login"
 _ROUTE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -107,22 +116,21 @@ def app_for_path(path: str, apps: Sequence[AppSpec]) -> AppSpec | None:
 
 
 class PanelTokenCheck:
-    """Verifies access tokens in the Panel process (signature, alg, iss, aud, times, role).
+    """Verifies the proxy's identity header in the Panel process (signature, typ, audience,
+    times) and the role.
 
-    The session table is the proxy's business; this check is independent of it, so an attacker
-    who reaches the Panel port still needs a genuine, unexpired token with the right role.
+    The session table is the proxy's business (it signs an identity only for a live session);
+    this check is independent of it, so an attacker who reaches the Panel port still needs a
+    genuine identity under a minute old with the right role.
     """
 
     def __init__(self, key: bytes, apps: Sequence[AppSpec]) -> None:
-        self.tokens = TokenService(TokenConfig(key=key), InMemoryRefreshTokenStore(), check_session=False)
+        self.identities = IdentityVerifier(key)
         self.apps = list(apps)
 
     def claims(self, token: str | None) -> AccessClaims | None:
         """The verified claims, or None."""
-        try:
-            return self.tokens.verify_access_token(token)
-        except InvalidToken:
-            return None
+        return self.identities.verify(token)
 
     def allowed(self, claims: AccessClaims, path: str) -> bool:
         """May this user open ``path``? App paths need the app's action; the rest (static
@@ -145,7 +153,7 @@ def _get_user(handler: Any) -> str | None:
     _CLAIMS.set(None)
     if _CHECK is None:
         return None
-    claims = _CHECK.claims(handler.get_cookie(COOKIE_ACCESS))
+    claims = _CHECK.claims(handler.request.headers.get(IDENTITY_HEADER))
     if claims is None:
         return None
     if not _CHECK.allowed(claims, handler.request.path):
@@ -153,7 +161,7 @@ def _get_user(handler: Any) -> str | None:
     _CLAIMS.set(claims)
     # Bokeh's session request proxy forwards public attributes to this request object, so the
     # app being built for this request can see who asked (the token itself stays out of the
-    # session payload: it is in PRIVATE_COOKIES).
+    # session payload: only PAGE_HEADERS are copied).
     handler.request.lyra_claims = claims
     return claims.subject
 
@@ -261,7 +269,8 @@ def run_panel_server(
         start=True,
         auth_provider=make_auth_provider(),
         cookie_secret=cookie_secret,
-        exclude_cookies=list(PRIVATE_COOKIES),
+        include_headers=list(PAGE_HEADERS),  # never Cookie or X-Lyra-Identity into the page
+        include_cookies=[],
         secret_key=cookie_secret,
         sign_sessions=True,
         generate_session_ids=True,

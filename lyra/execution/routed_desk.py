@@ -1,9 +1,11 @@
 """A smart-routed order across several live venues, recorded and risk-checked.
 
 :func:`~lyra.execution.routing.execute_route` decides the split; this desk connects it to the
-real world: it reads each venue's book through ccxt, sends every child through **pre-trade
-risk** and then the venue's :class:`~lyra.execution.ccxt_broker.CcxtBroker` (write-ahead: the
-child is in the log before it is sent), waits for the IOC child to finish, and records the
+real world: it reads each venue's book through ccxt, sends every child through the order
+gateway's door (:class:`lyra.execution.gateway.OrderDoor`: **pre-trade risk**, the one
+``risk.decision`` shape, the one recording path) and then the venue's
+:class:`~lyra.execution.ccxt_broker.CcxtBroker` (write-ahead: the child is in the log before
+it is sent), waits for the IOC child to finish, and records the
 routing decision (books seen, split, expected price: ``route.decision``) and its outcome
 (achieved vs expected, per child: ``route.completed``) in the event log. With a broker and
 a ccxt client per live venue (the tests use the fake exchange), so not run as a doctest::
@@ -18,22 +20,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from lyra.audit.events import RiskDecided, RouteCompleted, RouteDecided
+from lyra.audit.events import RouteCompleted, RouteDecided
 from lyra.audit.ledger import Ledger
 from lyra.core.clock import WALL_CLOCK, Clock
-from lyra.core.enums import OrderEventType, Side
+from lyra.core.enums import Side
 from lyra.core.errors import RiskRejected, ValidationError
 from lyra.core.instrument import Instrument
-from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
+from lyra.core.orders import Fill, Order, OrderIntent, client_order_id
 from lyra.execution.ccxt_broker import CcxtBroker
+from lyra.execution.gateway import OrderDoor
 from lyra.execution.routing import VenueQuote
 from lyra.execution.routing_exec import RouteResult, execute_route, planner
-
-E = OrderEventType
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class RoutedDesk:
         self.ledger = ledger
         self.risk = risk
         self.risk_context = risk_context
+        #: the order gateway's door: risk once, one risk.decision shape, the ledger's one pen
+        self.door = OrderDoor(account_id, actor, risk, risk_context)
         self.account_id = account_id
         self.actor = actor
         self.wait_s = wait_s
@@ -107,29 +110,15 @@ class RoutedDesk:
         self.seq += 1
         cid = client_order_id(self.account_id, self.seq)
         now = self.clock.now_ms()
-        order = Order(cid, intent, created_ts=now)
-        asked = intent.quantity
-        d = self.risk.check(order, self.risk_context(order))
-        if d.approved and d.quantity != intent.quantity:  # risk may shrink a child, never grow it
-            intent = replace(intent, quantity=d.quantity)
-            order = Order(cid, intent, created_ts=now)
-        with self.ledger.transaction() as tx:  # committed before anything is sent
-            # one risk.decision shape for every entry point: the engine's (11 fields)
-            decided = d.to_event() if hasattr(d, "to_event") else RiskDecided(
-                decision_id=str(d.decision_id), client_order_id=cid, approved=bool(d.approved),
-                reason=str(d.reason), check=str(getattr(d, "check", "")), quantity=d.quantity,
-                account_id=self.account_id, instrument_id=intent.instrument_id,
-                requested_quantity=asked, state=str(getattr(d, "state", "active")), ts=now)
-            tx.append(decided.KIND, decided.to_payload(), actor="risk", session_id=self.account_id, ts=now)
-            tx.create_order(self.account_id, order, actor=self.actor)
-            if not d.approved:
-                tx.order_event(self.account_id, cid, OrderEvent(E.DENY, now, reason=str(d.reason)),
-                               actor=self.actor)
-            else:
-                order = tx.order_event(self.account_id, cid, OrderEvent(E.SUBMIT, now), actor=self.actor)
-        if not d.approved:
-            raise RiskRejected(f"child {cid} on {venue_name}: {d.reason}")
-        link.broker.submit(order, str(d.decision_id))
+        door = self.door
+        # The gateway's door: one risk.decision shape, decision + order recorded together and
+        # committed before anything is sent (a venue outlives us: write-ahead).
+        decision = door.risk_check(Order(cid, intent, created_ts=now), now)
+        with self.ledger.transaction() as tx:
+            order = door.record(tx, Order(cid, intent, created_ts=now), decision, now)
+        if not decision.approved:
+            raise RiskRejected(f"child {cid} on {venue_name}: {decision.reason}")
+        link.broker.submit(order, decision.decision_id)
         fills: list[Fill] = []
         deadline = time.monotonic() + self.wait_s
         while True:
@@ -137,7 +126,7 @@ class RoutedDesk:
             if reports:
                 with self.ledger.transaction() as tx:
                     for r in reports:
-                        tx.order_event(self.account_id, r.client_order_id, r.to_event(), actor=self.actor)
+                        door.record_report(tx, r)
                         if r.fill is not None and r.client_order_id == cid:
                             fills.append(r.fill)
             current = self.ledger.state.orders[cid]

@@ -27,11 +27,12 @@ from sqlalchemy.engine import Engine
 from lyra.audit import EventLog, Ledger
 from lyra.auth.permissions import Action, Principal
 from lyra.core.clock import WallClock
-from lyra.core.enums import OrderEventType, OrderStatus, OrderType, Side
+from lyra.core.enums import OrderStatus, OrderType, Side
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
-from lyra.core.orders import Order, OrderEvent, OrderIntent
+from lyra.core.orders import Order, OrderIntent
 from lyra.core.values import to_decimal
+from lyra.execution.gateway import OrderDoor
 from lyra.risk._types import KillRequest
 from lyra.session.commands import Command, CommandQueue
 
@@ -161,15 +162,9 @@ class ManualDesk:
         if order.status.is_terminal:
             raise ValidationError("client_order_id", cid, f"is already {order.status.value}")
         now = self.clock.now_ms()
-        actor = f"user:{principal.subject}"
+        door = OrderDoor(MANUAL_SESSION, f"user:{principal.subject}", None)  # the gateway's door
         with ledger.transaction() as tx:
-            tx.order_event(MANUAL_SESSION, cid, OrderEvent(OrderEventType.REQUEST_CANCEL, now), actor=actor)
-            out = tx.order_event(
-                MANUAL_SESSION,
-                cid,
-                OrderEvent(OrderEventType.CANCEL, now, reason="manual desk: no venue attached"),
-                actor=actor,
-            )
+            out = door.cancel_without_venue(tx, cid, now, "manual desk: no venue attached")
         assert out.status is OrderStatus.CANCELLED
         return out
 

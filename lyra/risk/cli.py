@@ -128,13 +128,13 @@ def status_command(
             store.engine.dispose()
         _fail(str(exc))
     t = Table(title="trading state")
-    for c in ("scope", "state", "since (ms UTC)", "by", "reason", "version"):
+    for c in ("scope", "state", "since (UTC)", "by", "reason", "version"):
         t.add_column(c)
     if not any(s.scope == "global" for s in states):
         t.add_row("global", "active", "-", "-", "never set", "0")
     for s in states:
         colour = {"active": "green", "reducing": "yellow", "halted": "red"}[s.state.value]
-        t.add_row(s.scope, f"[{colour}]{s.state.value}[/]", str(s.ts), s.actor, s.reason, str(s.version))
+        t.add_row(s.scope, f"[{colour}]{s.state.value}[/]", _fmt_ms(s.ts), s.actor, s.reason, str(s.version))
     console.print(t)
     t = Table(title="kill requests")
     for c in ("id", "scope", "flatten", "by", "reason", "open", "acks"):
@@ -146,14 +146,23 @@ def status_command(
     for c in ("account", "breaker", "instrument", "action", "at", "until", "reason"):
         t.add_column(c)
     for tr in trips:
-        t.add_row(tr.account_id, tr.breaker, tr.instrument_id, tr.action.value, str(tr.ts),
-                  "re-arm" if tr.until_ts is None else str(tr.until_ts), tr.reason)
+        t.add_row(tr.account_id, tr.breaker, tr.instrument_id, tr.action.value, _fmt_ms(tr.ts),
+                  "re-arm" if tr.until_ts is None else _fmt_ms(tr.until_ts), tr.reason)
     console.print(t if trips else "breaker trips: none")
     try:
         if cfg is not None:
             _print_usage(store.engine, cfg)
     finally:
         store.engine.dispose()
+
+
+def _fmt_ms(ms: int | None) -> str:
+    """Epoch milliseconds as ISO-8601 UTC (``2026-12-07T15:53:03Z``); ``-`` for none."""
+    from datetime import UTC, datetime
+
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _print_usage(engine: sa.Engine, cfg: Any) -> None:

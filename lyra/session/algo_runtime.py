@@ -21,7 +21,7 @@ from lyra.core.enums import OrderEventType
 from lyra.core.errors import ConfigError, ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import Bar
-from lyra.core.orders import TRANSITIONS, Order, OrderEvent, OrderIntent
+from lyra.core.orders import TRANSITIONS, Order, OrderIntent
 from lyra.core.values import ZERO, to_decimal
 from lyra.execution.algos import EXECUTION_KEY, AlgoSpec, ChildIntent, ParentIntent, ParentOrder
 from lyra.execution.algos import WORKABLE_ORDER_TYPES as WORKABLE
@@ -297,7 +297,5 @@ def request_cancel(s: Session, cid: str, t: int, reason: str) -> bool:
     order = s.ledger.state.orders[cid]
     if (order.status, E.REQUEST_CANCEL) not in TRANSITIONS:
         return False
-    with s.recorder.transaction() as tx:
-        tx.order_event(s.sid, cid, OrderEvent(E.REQUEST_CANCEL, t, reason=reason), actor=s.actor)
-    s.broker.cancel(cid)
+    s.gateway.request_cancel(cid, t, reason)
     return True

@@ -47,7 +47,7 @@ from lyra.auth.permissions import Action, Principal
 from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import LyraError, ValidationError
-from lyra.core.orders import TRANSITIONS, Order, OrderEvent, OrderIntent
+from lyra.core.orders import TRANSITIONS, Order, OrderIntent
 from lyra.store.tables_session import session_commands as sc
 
 if TYPE_CHECKING:
@@ -422,10 +422,7 @@ class SessionCommands:
                                "cancel it again in a moment"), cid
         if cid not in s.working or (order.status, OrderEventType.REQUEST_CANCEL) not in TRANSITIONS:
             return "refused", f"refused: order {cid} is {order.status.value}, nothing to cancel", cid
-        with s.recorder.transaction() as tx:
-            tx.order_event(s.sid, cid, OrderEvent(OrderEventType.REQUEST_CANCEL, t,
-                                                  reason=f"cancel by {info['actor']}"), actor=s.actor)
-        s.broker.cancel(cid)
+        s.gateway.request_cancel(cid, t, f"cancel by {info['actor']}")
         s._drain(t)
         if s.algos is not None and s.algos.dirty:
             algo_runtime.pump(s, t)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from lyra.core.enums import OrderEventType
 from lyra.core.errors import ValidationError
-from lyra.core.orders import TRANSITIONS, OrderEvent
+from lyra.core.orders import TRANSITIONS
 from lyra.session import algo_runtime
 from lyra.session.lease import LeaseLost, SessionLease
 from lyra.store.tables import events
@@ -221,10 +221,7 @@ class ControlPlane:
             order = s.ledger.state.orders[cid]
             if (order.status, E.REQUEST_CANCEL) not in TRANSITIONS:
                 continue
-            with s.recorder.transaction() as tx:
-                tx.order_event(s.sid, cid, OrderEvent(E.REQUEST_CANCEL, t, reason="kill switch"),
-                               actor=s.actor)
-            s.broker.cancel(cid)
+            s.gateway.request_cancel(cid, t, "kill switch")
             cancelled += 1
         s._drain(t)
         if s.algos is not None:

@@ -22,23 +22,21 @@ its position follows only its own fills, never the operator's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from lyra.audit.events import RiskDecided, StrategyDenied
-from lyra.core.enums import OrderEventType
-from lyra.core.errors import ConfigError
-from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
-from lyra.core.values import ZERO, to_decimal
+from lyra.audit.events import StrategyDenied
+from lyra.core.orders import Fill, Order, OrderIntent, client_order_id
+from lyra.core.values import ZERO
 from lyra.execution.algos import ChildIntent, ParentIntent
+from lyra.execution.broker import ExecutionReport
+from lyra.execution.gateway import GateDecision, OrderDoor
 
 if TYPE_CHECKING:
     from lyra.session.runtime import Session
 
 log = logging.getLogger(__name__)
-E = OrderEventType
 
 #: A strategy's orders denied this many times in a row on one instrument: the session records
 #: it (``session.denials``) and stops sending that intent until the signal changes.
@@ -53,28 +51,15 @@ def is_operator_tag(tag: str) -> bool:
     return tag.startswith(OPERATOR_TAGS)
 
 
-@dataclass(frozen=True, slots=True)
-class GateDecision:
-    """One risk decision as the gateway records it: the ``risk.decision`` payload (always the
-    engine's 11-field shape) and the fields the gateway acts on."""
-
-    payload: dict[str, Any]
-    approved: bool
-    reason: str
-    quantity: Decimal
-    decision_id: str
-
-    @classmethod
-    def from_payload(cls, p: Mapping[str, Any]) -> GateDecision:
-        return cls(dict(p), bool(p["approved"]), str(p["reason"]), Decimal(p["quantity"]),
-                   str(p["decision_id"]))
-
-
 class OrderGateway:
     """The session's only path from an intent to an order (see the module doc)."""
 
     def __init__(self, session: Session) -> None:
         self.s = session
+        ctx = session._risk_context
+        #: risk and recording, shared with the router's desk (:mod:`lyra.execution.gateway`)
+        self.door = OrderDoor(session.sid, session.actor, session.risk,
+                              (lambda o: ctx(session, o)) if ctx is not None else None)
         #: the operator book: net quantity per instrument bought/sold by operator orders
         self.operator_holdings: dict[str, Decimal] = {}
         self._operator_orders: set[str] = set()
@@ -115,22 +100,15 @@ class OrderGateway:
             cid = client_order_id(s.sid, s.seq)
             order = Order(cid, intent, created_ts=t)
             decision = self.decide(order, t)
-            if decision.approved and decision.quantity != intent.quantity:
-                order = Order(cid, _resized(intent, decision.quantity), created_ts=t)
             with s.recorder.transaction() as tx:
-                tx.append("risk.decision", decision.payload, actor="risk", session_id=s.sid, ts=t)
-                tx.create_order(s.sid, order, actor=s.actor)
-                if decision.approved:
-                    stored = tx.order_event(s.sid, cid, OrderEvent(E.SUBMIT, t), actor=s.actor)
-                else:
-                    tx.order_event(s.sid, cid, OrderEvent(E.DENY, t, reason=decision.reason), actor=s.actor)
+                stored = self.door.record(tx, order, decision, t)
             s.result.orders += 1
             if own:
                 self._count_denial(intent, cid, decision, t)
             if operator:
                 self._operator_orders.add(cid)
             if book is not None:
-                book.child_sent(intent, cid, order.quantity, decision.approved, decision.reason)  # type: ignore[arg-type]
+                book.child_sent(intent, cid, stored.quantity, decision.approved, decision.reason)  # type: ignore[arg-type]
             if not decision.approved:
                 s.result.denied += 1
                 if not operator:  # an operator's denied order says nothing about the strategy
@@ -176,31 +154,33 @@ class OrderGateway:
 
     def risk_check(self, order: Order, t: int) -> GateDecision:
         """Ask the session's risk engine once; a failing check rejects, never approves."""
-        s = self.s
-        cid = order.client_order_id
-        if s.risk is None:
-            raise ConfigError("risk", None, "a session needs a risk engine: nothing bypasses risk")
-        try:
-            ctx = s._risk_context(s, order) if s._risk_context else None
-            d = s.risk.check(order, ctx)
-            if hasattr(d, "to_event"):
-                ev = d.to_event()
-            else:  # a plain risk gate: the same shape, filled in from the session
-                ev = self._event(order, t, str(d.decision_id), bool(d.approved), str(d.reason),
-                                 str(getattr(d, "check", "")), to_decimal(d.quantity))
-        except Exception as exc:  # a failing check must reject, never approve
-            log.exception("risk check failed for %s", cid)
-            ev = self._event(order, t, f"rd-{cid}", False, f"risk engine error: {type(exc).__name__}: {exc}",
-                             "engine", order.quantity)
-        return GateDecision(ev.to_payload(), ev.approved, ev.reason,
-                            ev.quantity if ev.quantity is not None else order.quantity, ev.decision_id)
+        self.door.risk = self.s.risk
+        return self.door.risk_check(order, t)
 
-    def _event(self, order: Order, t: int, decision_id: str, approved: bool, reason: str, check: str,
-               quantity: Decimal) -> RiskDecided:
-        return RiskDecided(decision_id=decision_id, client_order_id=order.client_order_id, approved=approved,
-                           reason=reason, check=check, quantity=quantity, account_id=self.s.sid,
-                           instrument_id=order.instrument_id, requested_quantity=order.quantity,
-                           state="active", ts=t)
+    # ------------------------------------------------------------------ after submit
+    def record_reports(self, reports: Sequence[ExecutionReport]) -> list[Order]:
+        """Record the broker's reports in one transaction; the updated orders, in order."""
+        s = self.s
+        door = self.door
+        with s.recorder.transaction() as tx:
+            return [door.record_report(tx, r) for r in reports]
+
+    def request_cancel(self, client_order_id: str, t: int, reason: str) -> None:
+        """Record a cancel request for a working order and send it to the broker (the caller
+        checked that the order may be cancelled)."""
+        s = self.s
+        with s.recorder.transaction() as tx:
+            self.door.request_cancel(tx, client_order_id, t, reason)
+        s.broker.cancel(client_order_id)
+
+    def adopt(self, tx: Any, order: Order, t: int) -> Order:
+        """Record an order found working at the venue on restart (live sessions), in ``tx``;
+        its id is never handed out again."""
+        stored = self.door.adopt(tx, order, t)
+        tail = order.client_order_id.rsplit("-", 1)[-1]
+        if tail.isdigit():
+            self.s.seq = max(self.s.seq, int(tail))
+        return stored
 
     # ------------------------------------------------------------------ books
     def book_fill(self, f: Fill) -> None:
@@ -242,12 +222,6 @@ def operator_book(records: Iterable[Any]) -> tuple[dict[str, Decimal], dict[str,
             q = Decimal(f["quantity"]) * (1 if f["side"] == "buy" else -1)
             book[f["instrument_id"]] = book.get(f["instrument_id"], ZERO) + q
     return books
-
-
-def _resized(intent: OrderIntent, qty: Decimal) -> OrderIntent:
-    return OrderIntent(intent.instrument_id, intent.side, qty, intent.order_type, intent.limit_price,
-                       intent.stop_price, intent.time_in_force, intent.post_only, intent.reduce_only,
-                       intent.tag)
 
 
 __all__ = ["DENIED_IN_ROW_LIMIT", "OPERATOR_TAGS", "GateDecision", "OrderGateway", "is_operator_tag",

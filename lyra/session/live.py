@@ -36,7 +36,7 @@ from lyra.core.clock import WALL_CLOCK, Clock, ReplayClock
 from lyra.core.errors import ConfigError
 from lyra.core.instrument import Instrument
 from lyra.core.market import MarketEvent
-from lyra.core.orders import Order, OrderEvent
+from lyra.core.orders import Order
 from lyra.core.values import ZERO, plain_str
 from lyra.execution.broker import OrderReport
 from lyra.portfolio import Portfolio
@@ -259,19 +259,13 @@ class LiveSession(Session):
                 for pid, d in sorted(started.items())]
 
     def _adopt_orphan(self, tx: Any, view: OrderReport, now: int) -> None:
-        from lyra.core.enums import OrderEventType as E
         from lyra.core.orders import OrderIntent
 
         intent = OrderIntent(view.instrument_id, view.side, view.quantity, view.order_type,
                              view.limit_price, view.stop_price, view.time_in_force, tag="adopted")
         order = Order(view.client_order_id, intent, created_ts=view.ts or now)
-        tx.create_order(self.sid, order, actor=self.actor)
-        stored = tx.order_event(self.sid, view.client_order_id, OrderEvent(E.SUBMIT, view.ts or now),
-                                actor=self.actor)
+        stored = self.gateway.adopt(tx, order, view.ts or now)  # the one door, its id never reused
         self.working.add(view.client_order_id)
-        tail = view.client_order_id.rsplit("-", 1)[-1]
-        if tail.isdigit():  # never hand out an adopted order's id again
-            self.seq = max(self.seq, int(tail))
         self.broker.track(stored)
         self.broker.refresh(view.client_order_id)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from lyra.audit.chain import EventRecord, canonical_json
 from lyra.audit.codec import ORDER_CREATED, order_created_payload, order_event_kind, order_event_payload
-from lyra.audit.ledger import GroupCommit, Ledger, LedgerTransaction
+from lyra.audit.ledger import GroupCommit, Ledger, LedgerTransaction, OrderPen, check_pen, is_order_kind
 from lyra.audit.projections import Projector
 from lyra.core.errors import IntegrityError
 from lyra.core.orders import Order, OrderEvent
@@ -42,10 +42,14 @@ class _Verifier:
         self._rec = rec
 
     def append(self, kind: str, payload: Any, *, actor: str = "system", session_id: str = "",
-               ts: int | None = None) -> EventRecord:
+               ts: int | None = None, pen: OrderPen | None = None) -> EventRecord:
+        if is_order_kind(kind):  # the same door as a write: a re-run is checked like the run
+            check_pen(pen, kind)
         return self._rec._match(kind, payload, ts)
 
-    def create_order(self, session_id: str, order: Order, *, actor: str = "system") -> Order:
+    def create_order(self, session_id: str, order: Order, *, actor: str = "system",
+                     pen: OrderPen | None = None) -> Order:
+        check_pen(pen, ORDER_CREATED)
         rec = self._rec._match(ORDER_CREATED, order_created_payload(order), order.created_ts)
         change = self._rec.ledger.projector.apply(rec)
         assert change is not None
@@ -53,7 +57,8 @@ class _Verifier:
         return change.order
 
     def order_event(self, session_id: str, client_order_id: str, event: OrderEvent, *,
-                    actor: str = "system") -> Order:
+                    actor: str = "system", pen: OrderPen | None = None) -> Order:
+        check_pen(pen, order_event_kind(event.type))
         rec = self._rec._match(order_event_kind(event.type), order_event_payload(client_order_id, event),
                                event.ts)
         change = self._rec.ledger.projector.apply(rec)

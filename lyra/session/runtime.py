@@ -456,15 +456,13 @@ class Session:
             return
         fills: list[Fill] = []
         unfilled: list[str] = []
-        with self.recorder.transaction() as tx:
-            for r in reports:
-                order = tx.order_event(self.sid, r.client_order_id, r.to_event(), actor=self.actor)
-                if r.fill is not None:
-                    fills.append(r.fill)
-                if order.status.is_terminal:
-                    self.working.discard(order.client_order_id)
-                    if order.status is not OrderStatus.FILLED:
-                        unfilled.append(order.instrument_id)
+        for r, order in zip(reports, self.gateway.record_reports(reports), strict=True):
+            if r.fill is not None:
+                fills.append(r.fill)
+            if order.status.is_terminal:
+                self.working.discard(order.client_order_id)
+                if order.status is not OrderStatus.FILLED:
+                    unfilled.append(order.instrument_id)
         for f in fills:
             self._book_fill(f)
         for iid in unfilled:

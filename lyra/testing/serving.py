@@ -119,6 +119,7 @@ def append_fill(
     from lyra.audit import EventLog, Ledger
     from lyra.core.enums import Liquidity, OrderEventType, Side
     from lyra.core.orders import Fill, Order, OrderEvent, OrderIntent, client_order_id
+    from lyra.testing.ledger import fixture_pen
 
     t = _time.time_ns() // 1_000_000 if ts is None else ts
     ledger = Ledger(EventLog(engine, jsonl_path), session_id=session_id)
@@ -136,6 +137,7 @@ def append_fill(
         Liquidity.TAKER,
         t,
     )
+    pen = fixture_pen()  # a seeded fill, written like the gateway would
     with ledger.transaction() as tx:
         tx.append(
             "risk.decision",
@@ -155,14 +157,18 @@ def append_fill(
             actor="risk",
             session_id=session_id,
             ts=t,
+            pen=pen,
         )
         tx.create_order(
             session_id,
             Order(cid, OrderIntent(instrument_id, Side(side), qty), created_ts=t),
             actor=f"session:{session_id}",
+            pen=pen,
         )
-        tx.order_event(session_id, cid, OrderEvent(OrderEventType.SUBMIT, t), actor=f"session:{session_id}")
+        tx.order_event(session_id, cid, OrderEvent(OrderEventType.SUBMIT, t), actor=f"session:{session_id}",
+                       pen=pen)
         tx.order_event(
-            session_id, cid, OrderEvent(OrderEventType.FILL, t, fill=fill), actor=f"session:{session_id}"
+            session_id, cid, OrderEvent(OrderEventType.FILL, t, fill=fill), actor=f"session:{session_id}",
+            pen=pen,
         )
     return fill.fill_id

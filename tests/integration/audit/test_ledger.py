@@ -18,8 +18,10 @@ from lyra.core import (
     Side,
     client_order_id,
 )
+from lyra.testing.ledger import fixture_pen
 
 E = OrderEventType
+PEN = fixture_pen()  # the ledger writes orders only with a pen (the gateway's, or a fixture's)
 INSTR = ["binance:BTC/USDT", "binance:ETH/USDT"]
 
 
@@ -51,9 +53,9 @@ def run_flow(ledger: Ledger, flow) -> None:
         qty = Decimal(lots) / 100
         order = Order(cid, OrderIntent(INSTR[ii], side, qty), created_ts=ts)
         with ledger.transaction() as tx:
-            tx.create_order(sid, order)
-            tx.order_event(sid, cid, OrderEvent(E.SUBMIT, ts + 1))
-            tx.order_event(sid, cid, OrderEvent(E.ACCEPT, ts + 2))
+            tx.create_order(sid, order, pen=PEN)
+            tx.order_event(sid, cid, OrderEvent(E.SUBMIT, ts + 1), pen=PEN)
+            tx.order_event(sid, cid, OrderEvent(E.ACCEPT, ts + 2), pen=PEN)
         remaining = qty
         for k in range(slices):
             part = remaining if k == slices - 1 else (qty / slices).quantize(Decimal("0.01"))
@@ -61,15 +63,15 @@ def run_flow(ledger: Ledger, flow) -> None:
                 continue
             if cancel_early and k == slices - 1 and slices > 1:
                 with ledger.transaction() as tx:
-                    tx.order_event(sid, cid, OrderEvent(E.REQUEST_CANCEL, ts + 5))
-                    tx.order_event(sid, cid, OrderEvent(E.CANCEL, ts + 6))
+                    tx.order_event(sid, cid, OrderEvent(E.REQUEST_CANCEL, ts + 5), pen=PEN)
+                    tx.order_event(sid, cid, OrderEvent(E.CANCEL, ts + 6), pen=PEN)
                 break
             price = Decimal(px) + Decimal(k)
             f = Fill(f"{cid}-f{k}", cid, INSTR[ii], side, part, price, (part * price / 1000).quantize(
                 Decimal("0.00000001")), "USDT", Liquidity.TAKER, ts + 3 + k)
             ev = E.FILL if part == remaining else E.PARTIAL_FILL
             with ledger.transaction() as tx:
-                tx.order_event(sid, cid, OrderEvent(ev, f.ts, fill=f))
+                tx.order_event(sid, cid, OrderEvent(ev, f.ts, fill=f), pen=PEN)
             remaining -= part
         ts += 100
 
@@ -108,15 +110,41 @@ def test_illegal_transition_leaves_database_unchanged(engine, tmp_path):
     ledger = Ledger(log)
     cid = client_order_id("s1", 1)
     with ledger.transaction() as tx:
-        tx.create_order("s1", Order(cid, OrderIntent(INSTR[0], Side.BUY, Decimal(1)), created_ts=1))
+        tx.create_order("s1", Order(cid, OrderIntent(INSTR[0], Side.BUY, Decimal(1)), created_ts=1), pen=PEN)
     head = log.head()
     with engine.connect() as c:
         before = read_tables(c)
     with pytest.raises(IllegalTransition), ledger.transaction() as tx:
-        tx.order_event("s1", cid, OrderEvent(E.SUBMIT, 2))
-        tx.order_event("s1", cid, OrderEvent(E.CANCEL_REJECT, 3))  # not allowed from SUBMITTED
+        tx.order_event("s1", cid, OrderEvent(E.SUBMIT, 2), pen=PEN)
+        tx.order_event("s1", cid, OrderEvent(E.CANCEL_REJECT, 3), pen=PEN)  # not allowed from SUBMITTED
     assert log.head() == head
     with engine.connect() as c:
         assert read_tables(c) == before
     assert ledger.state.orders[cid].status.value == "initialized"
     assert verify(engine, path).ok
+
+
+def test_the_ledger_refuses_order_writes_without_the_gateways_pen(engine, tmp_path):
+    from lyra.audit.ledger import OrderPen, issue_order_pen
+
+    log = EventLog(engine, tmp_path / "e.jsonl")
+    ledger = Ledger(log)
+    cid = client_order_id("s1", 1)
+    order = Order(cid, OrderIntent(INSTR[0], Side.BUY, Decimal(1)), created_ts=1)
+    head = log.head()
+    for write in (lambda tx: tx.create_order("s1", order),
+                  lambda tx: tx.order_event("s1", cid, OrderEvent(E.SUBMIT, 2)),
+                  lambda tx: tx.append("risk.decision", {"client_order_id": cid}, session_id="s1"),
+                  lambda tx: tx.append("order.fill", {"client_order_id": cid}, session_id="s1"),
+                  lambda tx: tx.create_order("s1", order, pen=object())):  # not a pen
+        with pytest.raises(PermissionError, match="only the order gateway"), ledger.transaction() as tx:
+            write(tx)
+    assert log.head() == head  # nothing written
+    # a pen is issued only to the gateway's module (and test fixtures), not made by hand
+    with pytest.raises(PermissionError, match="may not write orders"):
+        issue_order_pen("me")
+    with pytest.raises(PermissionError, match="issued by issue_order_pen"):
+        OrderPen("me", object())
+    with ledger.transaction() as tx:  # other entries need no pen
+        tx.append("session.note", {"x": 1}, session_id="s1")
+    assert log.head()[0] == head[0] + 1

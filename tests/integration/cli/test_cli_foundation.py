@@ -45,10 +45,11 @@ def test_init_doctor_verify_replay(env, lyra_home, db_url):
         "from lyra.store import create_engine_for;"
         f"e=create_engine_for({db_url!r}); led=Ledger(EventLog(e, Path({str(lyra_home / 'audit' / 'events.jsonl')!r})));"
         "o=Order('s1-00000001', OrderIntent('binance:BTC/USDT', Side.BUY, Decimal('2')), 1524900000000);"
-        "tx_=led.transaction(); tx=tx_.__enter__(); tx.create_order('s1', o);"
-        "tx.order_event('s1', o.client_order_id, OrderEvent(OrderEventType.SUBMIT, 1524900000001));"
+        "from lyra.testing.ledger import fixture_pen; pen=fixture_pen();"
+        "tx_=led.transaction(); tx=tx_.__enter__(); tx.create_order('s1', o, pen=pen);"
+        "tx.order_event('s1', o.client_order_id, OrderEvent(OrderEventType.SUBMIT, 1524900000001), pen=pen);"
         "f=Fill('f1','s1-00000001','binance:BTC/USDT',Side.BUY,Decimal('2'),Decimal('9300.5'),Decimal('0.01'),'USDT',Liquidity.TAKER,1524900060000);"
-        "tx.order_event('s1', o.client_order_id, OrderEvent(OrderEventType.FILL, 1524900060000, fill=f)); tx_.__exit__(None,None,None)"
+        "tx.order_event('s1', o.client_order_id, OrderEvent(OrderEventType.FILL, 1524900060000, fill=f), pen=pen); tx_.__exit__(None,None,None)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     r = run(["audit", "verify"], env, check=True)

@@ -48,27 +48,41 @@ def test_without_denials_nothing_is_held_back(session_home):
     assert not s.gateway.operator_holdings
 
 
-# Writers of orders and risk decisions: the gateway, and the venue-side modules that record
-# what happens *to* an order the gateway created (reports, cancels) -- not new orders.
-ORDER_CREATORS = {
-    "lyra/session/gateway.py",  # the session's one path
-    "lyra/execution/routed_desk.py",  # the smart-order router's children (not yet through the gateway)
-    "lyra/audit/ledger.py", "lyra/session/recorder.py", "lyra/audit/log.py",  # the ledger's own API
-    "lyra/session/live.py",  # adopts an order found at the venue on restart (no new intent)
-    "lyra/testing/serving.py",  # a test fixture's seeded fill (the engine's shape too)
+# The ledger refuses ``order.*`` and ``risk.decision`` writes without an OrderPen (see
+# tests/integration/audit/test_ledger.py); a pen is issued only to these modules.
+PEN_HOLDERS = {
+    "lyra/execution/gateway.py",  # the order gateway's door (sessions, the router's desk)
+    "lyra/testing/ledger.py",  # test fixtures that seed a log
 }
+# Code that passes a pen on: the ledger's own API, the resume verifier.
+LEDGER_API = {"lyra/audit/ledger.py", "lyra/session/recorder.py"}
 
 
-def test_only_the_gateway_records_risk_decisions_and_new_orders():
+def _files_matching(pattern: re.Pattern[str]) -> set[str]:
     root = Path(lyra.__file__).parent
-    pattern = re.compile(r"""\btx\.create_order\(|["']risk\.decision["']\s*,""")
-    found = set()
-    for path in root.rglob("*.py"):
-        rel = path.relative_to(root.parent).as_posix()
-        if pattern.search(path.read_text()):
-            found.add(rel)
-    assert found <= ORDER_CREATORS, sorted(found - ORDER_CREATORS)
-    assert "lyra/session/gateway.py" in found
+    return {path.relative_to(root.parent).as_posix() for path in root.rglob("*.py")
+            if pattern.search(path.read_text())}
+
+
+def test_only_the_gateway_records_risk_decisions_and_orders():
+    # who may be issued the ledger's pen: the ledger checks the caller, the scan pins the list
+    from lyra.audit.ledger import PEN_ISSUERS
+
+    assert PEN_ISSUERS == ("lyra.execution.gateway", "lyra.testing.")
+    issuers = _files_matching(re.compile(r"\bissue_order_pen\("))
+    assert issuers - LEDGER_API == {"lyra/execution/gateway.py", "lyra/testing/ledger.py"}
+    # who writes order entries with it: the gateway's door, and fixtures (through fixture_pen)
+    writers = _files_matching(re.compile(r"\btx\.(create_order|order_event)\("
+                                         r"|\.append\(\s*[\"'](risk\.decision|order\.[a-z_]+)[\"']"))
+    # (lyra/audit/log.py: its docstring's example of a raw log append)
+    assert writers - LEDGER_API == {"lyra/execution/gateway.py", "lyra/testing/serving.py", "lyra/audit/log.py"}
+    assert "lyra/execution/gateway.py" in writers
+    # the session's paths (strategy, algos, tickets, rebalances, kills, live adoption) and the
+    # router's desk hold the door, never the pen
+    for path in ("lyra/session/gateway.py", "lyra/execution/routed_desk.py", "lyra/session/live.py",
+                 "lyra/readside/actions.py"):
+        text = (Path(lyra.__file__).parent.parent / path).read_text()
+        assert "OrderPen" not in text and "issue_order_pen" not in text and "pen=" not in text, path
 
 
 def test_operator_tags():
