@@ -38,6 +38,8 @@ def run_demo(console: Console, *, serve: bool = True, serve_seconds: float = 0.0
     from lyra.session.config import load_session_config
 
     settings, engine = open_engine()
+    # The CLI defaults to ~/.lyra; say how to point it at this home (the README says so too).
+    console.print(f"home: {settings.home}  (for the lyra CLI: [bold]export LYRA_HOME={settings.home}[/])")
     console.rule("[bold]1. paper session on shipped data")
     cfg = load_session_config(DEMO_SESSION)
     result = run_session(cfg)

@@ -85,6 +85,20 @@ def generate_signing_key() -> str:
     return secrets.token_urlsafe(48)
 
 
+def ensure_signing_key_file(path: Path) -> bool:
+    """Write a new random signing key to ``path`` (owner-only, in an owner-only folder) unless
+    a file is already there: ``lyra init`` calls it so ``lyra serve`` starts without a hand
+    step. Returns whether a key was written; an existing key is never replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_signing_key())
+    return True
+
+
 def validate_signing_key(key: str | bytes | None, *, demo: bool = False) -> bytes:
     """Return ``key`` as bytes if it is fit to sign tokens, else raise ConfigError.
 
