@@ -6,55 +6,19 @@ Why a helper and not just a warm-up: vectorbt 1.x compiles its portfolio simulat
 every new Python process spent ~10-15 s compiling them again, whatever had been warmed.
 :func:`enable_vectorbt_caching` turns numba's on-disk cache on for those functions (the same
 machine code, stored next to vectorbt's other cached functions in its ``__pycache__`` folders,
-shared by every process and every pytest-xdist worker). tests/conftest.py calls it when a test
-first imports vectorbt, so tests load what this script compiled instead of compiling again.
+shared by every process and every pytest-xdist worker). Lyra's research code calls it when it
+imports vectorbt, and tests/conftest.py when a test first imports vectorbt, so notebook kernels
+and tests load what this script compiled instead of compiling again.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import sys
 import time
 
-#: vectorbt's modules whose ``@njit`` functions are compiled by Lyra's research code.
-VBT_NB_MODULES = (
-    "vectorbt.base.combine_fns",
-    "vectorbt.generic.nb",
-    "vectorbt.portfolio.nb",
-    "vectorbt.records.nb",
-    "vectorbt.returns.nb",
-    "vectorbt.signals.nb",
-)
-
-
-def enable_vectorbt_caching() -> int:
-    """Turn numba's on-disk cache on for vectorbt's uncached ``@njit`` functions; return how many.
-
-    Idempotent. Only functions defined in :data:`VBT_NB_MODULES` are touched; their results
-    are unchanged (the cache stores the machine code numba would compile anyway, keyed by the
-    source file's time stamp and the argument types).
-    """
-    from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
-
-    n = 0
-    for name in VBT_NB_MODULES:
-        mod = importlib.import_module(name)
-        for obj in vars(mod).values():
-            if (isinstance(obj, Dispatcher) and obj.__module__ == name
-                    and isinstance(obj._cache, NullCache) and not _takes_functions(obj)):
-                obj.enable_caching()
-                n += 1
-    return n
-
-
-def _takes_functions(dispatcher: object) -> bool:
-    """True for functions taking jitted functions (vectorbt names them ``*_nb``): numba keys
-    their cache entries by those functions' types, which differ in every process, so entries
-    would pile up on disk without ever being loaded again."""
-    params = inspect.signature(dispatcher.py_func).parameters  # type: ignore[attr-defined]
-    return any(p.endswith("_nb") for p in params)
+# Lyra's research code turns the cache on itself (lyra/research/_vectorbt.py); tests/conftest.py
+# uses this re-export for tests that import vectorbt directly.
+from lyra.research._vectorbt import VBT_NB_MODULES, enable_vectorbt_caching  # noqa: F401
 
 
 def warm() -> None:

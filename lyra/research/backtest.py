@@ -274,7 +274,9 @@ class BacktestResult:
 
     def direct_vectorbt(self) -> Any:
         """Re-run ``vbt.Portfolio.from_signals`` with exactly this backtest's inputs."""
-        import vectorbt as vbt
+        from lyra.research._vectorbt import vectorbt
+
+        vbt = vectorbt()
 
         return vbt.Portfolio.from_signals(**self.vbt_kwargs)
 
@@ -305,7 +307,9 @@ def backtest(
     Raises :class:`~lyra.core.errors.ValidationError` on NaN prices (naming the timestamp),
     an unsorted or duplicated index, misaligned signals, or a bad ``fill``.
     """
-    import vectorbt as vbt
+    from lyra.research._vectorbt import vectorbt
+
+    vbt = vectorbt()
 
     _check_fill(fill)
     cost = cost or CostModel()
@@ -348,7 +352,9 @@ def align_closes(data: Mapping[str, pd.DataFrame], column: str = "close") -> pd.
 
 def _backtest_weights(strategy: Any, data: Mapping[str, pd.DataFrame], *, cost: CostModel, init_cash: float,
                       fill: str, freq: str | pd.Timedelta | None) -> BacktestResult:
-    import vectorbt as vbt
+    from lyra.research._vectorbt import vectorbt
+
+    vbt = vectorbt()
 
     closes = align_closes(data)
     opens = align_closes(data, "open")
@@ -382,7 +388,9 @@ class WeightsBacktestResult(BacktestResult):
     ``position`` and ``exposure`` have one column per instrument."""
 
     def direct_vectorbt(self) -> Any:
-        import vectorbt as vbt
+        from lyra.research._vectorbt import vectorbt
+
+        vbt = vectorbt()
 
         return vbt.Portfolio.from_orders(**self.vbt_kwargs)
 

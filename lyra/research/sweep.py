@@ -130,7 +130,9 @@ def _vbt_chunk(strategy: type[Strategy[Any]], combos: list[dict[str, Any]], pric
                close: NDArray[np.float64], open_fill: bool, fees: float, slip: float, init_cash: float,
                freq: pd.Timedelta) -> NDArray[np.float64]:
     """The reference path: one ``from_signals`` call per chunk; metrics from its curves."""
-    import vectorbt as vbt
+    from lyra.research._vectorbt import vectorbt
+
+    vbt = vectorbt()
 
     fill = "next_open" if open_fill else "close"
     cache: dict[tuple[Any, ...], NDArray[np.float64]] = {}

@@ -66,7 +66,9 @@ def walk_forward(
     client: Any = None,
 ) -> WalkForwardResult:
     """Rolling (or anchored) walk-forward of ``strategy`` over ``grid``; see the module doc."""
-    import vectorbt as vbt
+    from lyra.research._vectorbt import vectorbt
+
+    vbt = vectorbt()
 
     _check_fill(fill)
     for name, v in (("train_bars", train_bars), ("test_bars", test_bars)):
