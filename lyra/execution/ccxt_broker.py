@@ -32,19 +32,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import ccxt
 
 from lyra.core.clock import WALL_CLOCK
-from lyra.core.enums import OrderEventType, OrderStatus, OrderType, Side, TimeInForce
+from lyra.core.enums import OrderType, Side, TimeInForce
 from lyra.core.errors import ValidationError
 from lyra.core.instrument import Instrument
 from lyra.core.market import MarketEvent
 from lyra.core.orders import Fill, Order, OrderEvent
-from lyra.core.values import ZERO
 from lyra.execution.broker import (
     Balance,
     BrokerCapabilities,
@@ -53,6 +50,20 @@ from lyra.execution.broker import (
     MissingRiskDecision,
     OrderReport,
     UnknownOrder,
+)
+from lyra.execution.ccxt_streams import PrivateStreams
+from lyra.execution.ccxt_support import (
+    _AMBIGUOUS,
+    _NEVER_RECEIVED,
+    _NOT_EXECUTED,
+    E,
+    RetryPolicy,
+    S,
+    _entry_fill,
+    _retry_after,
+    _Tracked,
+    _unchanged,
+    _with_client_id,
 )
 from lyra.execution.venue_reports import (
     UnknownVenueShape,
@@ -65,80 +76,7 @@ from lyra.venues import Venue, get_venue
 
 log = logging.getLogger(__name__)
 
-E = OrderEventType
-S = OrderStatus
-
-#: errors after which the request may or may not have been executed: ask before re-sending
-_AMBIGUOUS: tuple[type[Exception], ...] = (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable, ccxt.NetworkError,
-                                           ccxt.BadResponse)
-#: errors that say the venue did not execute the request (it was refused at the door)
-_NEVER_RECEIVED = "the venue never received the order (not found by client id)"
-_NOT_EXECUTED: tuple[type[Exception], ...] = (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff (only for retryable errors)."""
-
-    attempts: int = 4  #: tries in all, the first included
-    base_delay_s: float = 0.2
-    max_delay_s: float = 5.0
-    #: an order not found by client id this long after its send never reached the venue: the
-    #: broker sets the venue's receive window to it (where the venue has one), so a delayed
-    #: request older than this is refused by the venue and can never land after a re-send
-    settle_s: float = 5.0
-
-    def delay(self, attempt: int, retry_after_s: float | None = None) -> float:
-        d: float = min(self.max_delay_s, self.base_delay_s * 2.0 ** attempt)
-        if retry_after_s is not None:
-            d = max(d, min(retry_after_s, self.max_delay_s))
-        return d
-
-
-@dataclass
-class _Tracked:
-    order: Order  # our shadow copy: every report is applied to it first
-    symbol: str
-    sent_at: float  # monotonic time of the first send
-    fill_ids: set[str] = field(default_factory=set)
-    venue_filled: Decimal = ZERO  # the most the venue has said is filled
-    venue_avg: Decimal | None = None
-
-
-def _unchanged(raw: Any, o: Order) -> bool:
-    """A listed open order that says what we already know (cheap check before parsing)."""
-    try:
-        return (o.status in (S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
-                and Decimal(repr(raw.get("filled") or 0)) == o.filled_quantity)
-    except (ArithmeticError, TypeError, ValueError):
-        return False
-
-
-def _entry_fill(raw: Any, order: Any) -> Any:
-    """A fill in the answer to the order's own entry took liquidity (the order was the
-    aggressor) and has the order's side. Venues (Binance ``FULL``) leave both out there; filling
-    them in from the order is not a guess."""
-    if not isinstance(raw, dict):
-        return raw
-    out = dict(raw)
-    if out.get("takerOrMaker") is None:
-        out["takerOrMaker"] = "taker"
-    if out.get("side") is None and isinstance(order, dict):
-        out["side"] = order.get("side")
-    return out
-
-
-def _retry_after(exchange: Any) -> float | None:
-    """The venue's ``Retry-After`` (seconds) from the last response, if it sent one."""
-    headers = getattr(exchange, "last_response_headers", None) or {}
-    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-class CcxtBroker:
+class CcxtBroker(PrivateStreams):
     """A live (or testnet) venue through ccxt. See the module docstring for the guarantees.
 
     ``exchange`` is a configured ``ccxt.<venue>`` instance (keys, sandbox already set);
@@ -399,14 +337,7 @@ class CcxtBroker:
             t = self._orders.get(fill.client_order_id)
             if t is None:
                 raise UnknownOrder("client_order_id", fill.client_order_id, "not tracked by this broker")
-            if fill.fill_id in t.fill_ids:
-                return
-            if fill.quantity > t.order.remaining:
-                self._anomaly("overfill", fill.client_order_id, f"fill {fill.fill_id} of {fill.quantity}")
-                return
-            t.fill_ids.add(fill.fill_id)
-            self._emit(t, ExecutionReport(fill.client_order_id, t.order.fill_event_type(fill.quantity),
-                                          fill.ts, fill=fill))
+            self._take_fill(t, fill)
 
     def cancel_untracked(self, view: OrderReport) -> None:
         """Cancel an order the session does not track (an orphan found by reconciliation)."""
@@ -597,15 +528,7 @@ class CcxtBroker:
                                                                         S.PENDING_CANCEL):
                 self._emit(t, ExecutionReport(cid, E.ACCEPT, ts, venue_order_id=view.venue_order_id))
             for f in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
-                if f.fill_id in t.fill_ids:
-                    continue
-                if f.quantity > o.remaining:
-                    self._anomaly("overfill", cid,
-                                  f"fill {f.fill_id} of {f.quantity} > remaining {o.remaining}")
-                    continue
-                t.fill_ids.add(f.fill_id)
-                self._emit(t, ExecutionReport(cid, o.fill_event_type(f.quantity), f.ts, fill=f,
-                                              venue_order_id=view.venue_order_id))
+                self._take_fill(t, f, view.venue_order_id)
             if o.filled_quantity < view.filled_quantity:
                 # The venue says more has filled than the fills we have seen: they are on
                 # their way (stream) or must be fetched; never invent them.
@@ -620,6 +543,21 @@ class CcxtBroker:
                                               venue_order_id=view.venue_order_id))
             if o.status.is_terminal or o.status is not S.UNKNOWN:
                 self._unknown.pop(cid, None)
+
+    def _take_fill(self, t: _Tracked, f: Fill, venue_order_id: str = "", source: str = "") -> None:
+        """The one way a venue's fill reaches the session: once per fill id, never more than
+        the order has left (an overfill is recorded as an anomaly, not applied)."""
+        with self._lock:
+            if f.fill_id in t.fill_ids:
+                return
+            o = t.order
+            if f.quantity > o.remaining:
+                self._anomaly("overfill", o.client_order_id,
+                              f"{source}fill {f.fill_id} of {f.quantity} > remaining {o.remaining}")
+                return
+            t.fill_ids.add(f.fill_id)
+            self._emit(t, ExecutionReport(o.client_order_id, o.fill_event_type(f.quantity), f.ts, fill=f,
+                                          venue_order_id=venue_order_id))
 
     def _emit(self, t: _Tracked, report: ExecutionReport) -> None:
         """Apply to the shadow first: only legal reports reach the session."""
@@ -689,119 +627,8 @@ class CcxtBroker:
     def _has_open(self) -> bool:
         return any(not t.order.status.is_terminal for t in self._orders.values())
 
-    # ------------------------------------------------------------------ websocket streams
-    def start_streams(self) -> None:
-        """Listen to the venue's private order and trade streams (if it has them) in a
-        background thread. Updates are applied on the next :meth:`poll_reports`."""
-        if self._ws is None or not ({"orders", "my_trades"} & self.venue.ws_private):
-            return
-        self._ws_thread = threading.Thread(target=self._ws_main, name=f"ccxt-ws-{self.venue_name}",
-                                           daemon=True)
-        self._ws_thread.start()
-
-    def close(self) -> None:
-        """Stop the streams and close the websocket client."""
-        self._ws_stop.set()
-        if self._ws_thread is not None:
-            self._ws_thread.join(10)
-            self._ws_thread = None
-
     def __enter__(self) -> CcxtBroker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _ws_main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._ws_loop = loop
-        try:
-            loop.run_until_complete(self._ws_run())
-        finally:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(self._ws.close())
-            loop.close()
-
-    async def _ws_run(self) -> None:
-        tasks = []
-        if "my_trades" in self.venue.ws_private:
-            tasks.append(asyncio.create_task(self._ws_loop_for("my_trades", self._ws.watch_my_trades)))
-        if "orders" in self.venue.ws_private:
-            tasks.append(asyncio.create_task(self._ws_loop_for("orders", self._ws.watch_orders)))
-        while not self._ws_stop.is_set():
-            await asyncio.sleep(0.05)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-
-    async def _ws_loop_for(self, kind: str, watch: Callable[..., Any]) -> None:
-        failures = 0
-        while not self._ws_stop.is_set():
-            try:
-                call = asyncio.ensure_future(watch())
-                done, _ = await asyncio.wait({call}, timeout=0.5)
-                if not done:  # subscribed and waiting: the stream is up
-                    self.ws_healthy = True
-                items = await call
-                self.ws_healthy = True
-                failures = 0
-                for item in items:
-                    self._ws_queue.put((kind, item))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a dropped stream: REST covers the gap while we reconnect
-                self.ws_healthy = False
-                self._need_sync = True
-                failures += 1
-                log.warning("venue %s %s stream: %s; reconnecting", self.venue_name, kind, exc)
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** min(failures, 6)))
-
-    def _drain_ws(self) -> None:
-        trades: list[Any] = []
-        orders: list[Any] = []
-        while True:
-            try:
-                kind, item = self._ws_queue.get_nowait()
-            except queue.Empty:
-                break
-            (trades if kind == "my_trades" else orders).append(item)
-            self.stream_updates += 1
-        # Fills first: an order update saying "filled" must find its fills already applied.
-        for raw in trades:
-            oid = str(raw.get("order") or "")
-            cid = self._by_venue_id.get(oid)
-            t = self._orders.get(cid) if cid else None
-            if t is None:
-                self._need_sync = True  # a fill for an order we have not matched yet
-                continue
-            f = self._parse_fill(raw, t)
-            if f is None:
-                continue
-            with self._lock:
-                done = t.order.status.is_terminal and t.order.status is not S.CANCELLED
-                if f.fill_id in t.fill_ids or done:
-                    continue
-                if f.quantity > t.order.remaining:
-                    self._anomaly("overfill", t.order.client_order_id, f"stream fill {f.fill_id}")
-                    continue
-                t.fill_ids.add(f.fill_id)
-                self._emit(t, ExecutionReport(t.order.client_order_id, t.order.fill_event_type(f.quantity),
-                                              f.ts, fill=f, venue_order_id=oid))
-        for raw in orders:
-            voi, raw_cid = venue_ids(raw, self.venue_name)
-            cid = raw_cid if raw_cid in self._orders else self._by_venue_id.get(voi, raw_cid)
-            t = self._orders.get(cid)
-            if t is None:
-                self._anomaly("untracked-order", cid, "stream update for an order this session did not send",
-                              raw.get("info"))
-                continue
-            view = self._parse_order(raw, t)
-            if view is not None:
-                self._apply_view(t, view, [])
-
-
-def _with_client_id(rep: OrderReport, cid: str) -> OrderReport:
-    from dataclasses import replace
-    return replace(rep, client_order_id=cid)
