@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +31,82 @@ DEMO_SESSION: dict[str, Any] = {
 }
 
 
+#: The session that keeps the dashboards moving while the demo serves: three Bitstamp USD pairs
+#: replayed *paced*, half a day of market per second (a daily bar of each every 2 s), an SMA
+#: 5/20 cross with per-order and per-position limits that some orders hit (denials show).
+LIVE_DEMO_SESSION: dict[str, Any] = {
+    "mode": "paper",
+    "strategy": "sma_cross",
+    "params": {"fast": 5, "slow": 20},
+    "venue": "bitstamp",
+    "symbols": ["BTC/USD", "ETH/USD", "LTC/USD"],
+    "timeframe": "1d",
+    "start": "2017-01-01T00:00:00Z",
+    "quantity": "1",
+    "balances": {"USD": "50000"},
+    "slippage_bps": "5",
+    "speed": 43_200.0,
+    "instruments": {s: {"price_increment": "0.01", "size_increment": "0.00000001", "min_notional": "10",
+                        "maker_fee": "0.005", "taker_fee": "0.005"}
+                    for s in ("BTC/USD", "ETH/USD", "LTC/USD")},
+    "risk": {"currency": "USD",
+             "defaults": {"max_order_notional": "20000", "max_position_notional": "25000"}},
+}
+LIVE_DEMO_PREFIX = "demo-live"
+
+
+def live_demo_session_id(engine: Any) -> tuple[str, bool]:
+    """The paced demo session to run now and whether it exists already: the latest
+    ``demo-live-N`` if it was stopped before its data ended (it is resumed where it stopped),
+    else the next unused ``demo-live-N``."""
+    from lyra.session.lease import session_statuses
+    from lyra.session.registry import SessionRegistry
+
+    rows = [r for r in SessionRegistry(engine).list() if r["session_id"].startswith(LIVE_DEMO_PREFIX + "-")]
+    numbers = sorted((int(r["session_id"].rsplit("-", 1)[1]), r) for r in rows
+                     if r["session_id"].rsplit("-", 1)[1].isdigit())
+    if numbers:
+        n, row = numbers[-1]
+        if session_statuses(engine, [row])[row["session_id"]] in ("stopped", "stale"):
+            return row["session_id"], True
+        return f"{LIVE_DEMO_PREFIX}-{n + 1}", False
+    return f"{LIVE_DEMO_PREFIX}-1", False
+
+
+def start_live_demo(console: Console, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start (or resume) the paced demo session in its own process, through the ``lyra`` CLI."""
+    import json
+
+    from lyra.bootstrap import open_engine
+
+    _, engine = open_engine()
+    try:
+        sid, exists = live_demo_session_id(engine)
+    finally:
+        engine.dispose()
+    cli = [sys.executable, "-m", "lyra.cli", "session"]
+    if exists:
+        cmd = [*cli, "resume", sid, "--quiet"]
+    else:
+        cmd = [*cli, "start", "--id", sid, "--quiet"]
+        for key, value in LIVE_DEMO_SESSION.items():
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+    console.print(f"paced session [bold]{sid}[/] ({'resumed' if exists else 'started'}): "
+                  "Bitstamp BTC, ETH and LTC daily bars, half a day of market per second")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_live_demo(proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Stop the paced session cleanly (SIGTERM: it flushes and records ``session.stopped``)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_demo(console: Console, *, serve: bool = True, serve_seconds: float = 0.0,
              port: int = 8080) -> dict[str, Any]:
     """Run (or resume) the demo session, verify the audit trail, then serve the dashboards."""
@@ -52,7 +130,12 @@ def run_demo(console: Console, *, serve: bool = True, serve_seconds: float = 0.0
         console.print(f"[red]event log problem[/]: {report.first_bad}")
     out = {"result": result, "audit_ok": report.ok}
     if serve:
-        _serve(console, serve_seconds, port)
+        console.rule("[bold]3. a paced multi-asset session for the dashboards")
+        live = start_live_demo(console)
+        try:
+            _serve(console, serve_seconds, port)
+        finally:
+            stop_live_demo(live)
     return out
 
 
@@ -63,7 +146,7 @@ def _serve(console: Console, serve_seconds: float = 0.0, port: int = 8080) -> No
     from lyra.auth.serve import LyraServer
     from lyra.settings import load_settings
 
-    console.rule("[bold]3. dashboards behind login")
+    console.rule("[bold]4. dashboards behind login")
     settings = load_settings(demo=True)
     creds = ensure_demo_user(settings)
     import pyotp
