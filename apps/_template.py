@@ -198,9 +198,11 @@ def read_query(*specs: QuerySpec, search: str | None = None) -> Query:
 
 
 def md_literal(value: object) -> str:
-    """``value`` as literal text inside Markdown: every ASCII punctuation mark is
-    backslash-escaped (CommonMark), so it cannot open a tag, a link or emphasis."""
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(value)[:300])
+    """``value`` as literal text inside a one-line Markdown message: the marks that could open
+    a tag, a link, an image, emphasis or code are backslash-escaped (CommonMark), newlines
+    become spaces; ordinary punctuation stays readable."""
+    text = " ".join(str(value)[:300].split())
+    return re.sub(r"([\\`*_\[\]()<>!#|~&{}+])", r"\\\1", text)
 
 
 class LiveView(pn.viewable.Viewer):
@@ -227,7 +229,7 @@ class LiveView(pn.viewable.Viewer):
         self._picker = pn.widgets.Select(label="Session", options=[], width=220)
         # html=False: markdown-it shows any HTML in a message as text (defence in depth).
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, name="message",
-                                   renderer_options={"html": False},
+                                   renderer_options={"html": False, "linkify": False},
                                    css_classes=["lyra-message"], sizing_mode="stretch_width")
         self._body = self._build()
         self._layout = pn.Column(pn.Row(self._picker, pn.pane.Markdown("", name="session-line",

@@ -142,4 +142,7 @@ class ExecutiveView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh executive page for one browser session."""
     rm, _jsonl = read_model()
-    return page(TITLE, ExecutiveView(rm, read_query(SESSION_PARAM).get("session")), route=ROUTE)
+    query = read_query(SESSION_PARAM)
+    view = ExecutiveView(rm, query.get("session"))
+    view.show_problems(query)
+    return page(TITLE, view, route=ROUTE)

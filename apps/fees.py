@@ -200,4 +200,7 @@ class FeesView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh fees page for one browser session."""
     rm, _jsonl = read_model()
-    return page(TITLE, FeesView(rm, read_query(SESSION_PARAM).get("session")), route=ROUTE)
+    query = read_query(SESSION_PARAM)
+    view = FeesView(rm, query.get("session"))
+    view.show_problems(query)
+    return page(TITLE, view, route=ROUTE)

@@ -193,4 +193,7 @@ class PortfolioView(LiveView):
 def create_app() -> pn.viewable.Viewable:
     """A fresh portfolio page for one browser session."""
     rm, _jsonl = read_model()
-    return page(TITLE, PortfolioView(rm, read_query(SESSION_PARAM).get("session")), route=ROUTE)
+    query = read_query(SESSION_PARAM)
+    view = PortfolioView(rm, query.get("session"))
+    view.show_problems(query)
+    return page(TITLE, view, route=ROUTE)

@@ -19,6 +19,7 @@ from lyra.core.errors import LyraError
 from lyra.readside import ReadModel, fmt_money, fmt_pct, pull_kill_switch, returns, var_es
 
 try:
+    from _risk_actions import RiskActions
     from _template import (
         NUMBER,
         SESSION_PARAM,
@@ -34,6 +35,7 @@ try:
         read_query,
     )
 except ImportError:  # pragma: no cover - notebook use
+    from apps._risk_actions import RiskActions
     from apps._template import (
         NUMBER,
         SESSION_PARAM,
@@ -75,6 +77,7 @@ class RiskView(LiveView):
         self.jsonl_path = jsonl_path
         self.figures: dict[str, float] = {}
         self.exposure = pd.DataFrame()
+        self.actions = RiskActions(rm, principal, jsonl_path=jsonl_path)  # cancel, re-arm
         super().__init__(rm, session_id, **params)
         self.param.watch(lambda _e: self.reload(), ["confidence"])
 
@@ -101,7 +104,8 @@ class RiskView(LiveView):
         return pn.Column(
             pn.Row(*self._cards.values()),
             pn.Row(
-                pn.pane.Bokeh(fig, sizing_mode="stretch_width"), pn.Column(*self._kill_switch(), width=340)
+                pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
+                pn.Column(*self._kill_switch(), self.actions, width=340),
             ),
             pn.Tabs(
                 ("Exposure by instrument", self._exposure),
@@ -182,6 +186,7 @@ class RiskView(LiveView):
     def update(self, full: bool = True) -> None:
         info = self.info
         assert info is not None
+        self.actions.refresh(self.session_id)
         pos = self.rm.positions(self.session_id)
         pos = pos[pos["quantity"] != 0]
         exp = pos[["venue", "symbol", "instrument_id", "quantity", "mark", "market_value"]].copy()

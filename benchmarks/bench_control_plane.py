@@ -22,15 +22,13 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -42,44 +40,10 @@ from lyra.feeds import MarketStore, import_file
 from lyra.risk.killswitch import KillSwitch
 from lyra.risk.state import TradingStateStore
 from lyra.session.commands import CommandQueue
-from lyra.session.registry import SessionRegistry
 from lyra.store import create_engine_for, upgrade
+from lyra.testing.sessions import SessionProcesses, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = """
-session_id = "{sid}"
-mode = "paper"
-strategy = "sma_cross"
-venue = "coinbase"
-symbols = ["BTC/USD"]
-timeframe = "1h"
-start = "2017-07-02"
-quantity = "0.01"
-speed = 3600.0
-[params]
-fast = 2
-slow = 5
-[balances]
-USD = "100000"
-[instruments."BTC/USD"]
-price_increment = "0.01"
-size_increment = "0.00000001"
-min_notional = "1"
-maker_fee = "0.004"
-taker_fee = "0.006"
-"""
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(every)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 @contextmanager
 def database(postgres: bool, home: Path) -> Iterator[str]:
     """A fresh database URL: SQLite in ``home``, or a temporary PostgreSQL database."""
@@ -100,44 +64,27 @@ def database(postgres: bool, home: Path) -> Iterator[str]:
 
 
 class Bench:
+    """A migrated database, and paced sessions (one bar a second) as `lyra session` processes."""
+
     def __init__(self, home: Path, url: str) -> None:
         self.home = home
         self.engine = create_engine_for(url)
         upgrade(self.engine)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LYRA_")}
-        self.env.update(LYRA_HOME=str(home), LYRA_DATABASE_URL=url)
-        self.reg = SessionRegistry(self.engine)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LYRA_")}
+        env.update(LYRA_HOME=str(home), LYRA_DATABASE_URL=url)
+        self.sessions = SessionProcesses(self.engine, env, home, speed=3600.0, start="2017-07-02", output=False)
+        self.reg = self.sessions.reg
         self.jsonl = home / "audit" / "events.jsonl"
-        self.procs: list[subprocess.Popen[bytes]] = []
 
-    def session(self, *args: str) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen([sys.executable, "-m", "lyra.cli", "session", *args, "--quiet"], env=self.env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append(p)
-        return p
-
-    def start(self, sid: str, resume: bool = False) -> subprocess.Popen[bytes]:
-        if resume:
-            p = self.session("resume", sid)
-        else:
-            cfg = self.home / f"{sid}.toml"
-            cfg.write_text(CONFIG.format(sid=sid))
-            p = self.session("start", "--config", str(cfg))
-        wait_for(lambda: (r := self.reg.get(sid)) is not None and r["status"] == "running" and r["pid"] == p.pid,
-                 120, f"{sid} to run", 0.05)
-        at = self.reg.get(sid)["events_processed"]  # type: ignore[index]
-        wait_for(lambda: self.reg.get(sid)["events_processed"] >= at + 2, 60, f"{sid} to step", 0.05)  # type: ignore[index]
-        return p
+    def start(self, sid: str, resume: bool = False) -> subprocess.Popen[str]:
+        """Start (or resume) ``sid``; returns once it has stepped two paced bars."""
+        return self.sessions.resume(sid, steps=2) if resume else self.sessions.start(sid, steps=2)[0]
 
     def stopped(self, sid: str, t0: float) -> float:
-        wait_for(lambda: self.reg.get(sid)["status"] == "stopped", 60, f"{sid} to stop")  # type: ignore[index]
-        return time.monotonic() - t0
+        return self.sessions.wait_stopped(sid, t0)
 
     def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        self.sessions.close()
         self.engine.dispose()
 
 
@@ -156,7 +103,7 @@ def run(b: Bench, tickets: int, stops: int, kills: int) -> dict[str, list[float]
         t0 = time.monotonic()
         cmd = q.submit_order("cp", OrderIntent("coinbase:BTC/USD", Side.BUY, Decimal("0.01"), OrderType.LIMIT,
                                                Decimal(1000 + i)), trader, "bench")
-        wait_for(lambda c=cmd: q.get(c.id).finished, 30, "a ticket's answer")  # type: ignore[union-attr]
+        wait_for(lambda c=cmd: q.get(c.id).finished, 30, "a ticket's answer", every=0.005)  # type: ignore[union-attr]
         out["ticket"].append(time.monotonic() - t0)
     for i in range(stops):
         if i:

@@ -5,7 +5,8 @@ temporary LYRA_HOME. Measured two ways, alternating to share the machine's noise
 
 * in-process: ``papermill.execute_notebook`` vs ``lyra.ops.run_notebook`` (validation, registry
   rows, run folder, data fingerprint, package list, git commit);
-* command line: ``python -m papermill ...`` vs ``python -m lyra.ops.cli run ...`` (adds imports).
+* command line: ``python -m papermill ... --no-progress-bar`` vs ``python -m lyra.ops.cli run ...``
+  (quiet by default; adds imports, the database check and the provenance above).
 
 Target: <= 1 s of overhead. Run: ``.venv/bin/python benchmarks/bench_runs.py [REPEATS]``.
 """
@@ -69,7 +70,7 @@ def main(repeats: int = 3) -> None:
                        check=True, capture_output=True, env=env)
         c_plain.append(time.perf_counter() - t)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "lyra.ops.cli", "run", str(NB), "-p", "end", END, "--quiet"],
+        subprocess.run([sys.executable, "-m", "lyra.ops.cli", "run", str(NB), "-p", "end", END],  # quiet: default
                        check=True, capture_output=True, env=env)
         c_lyra.append(time.perf_counter() - t)
     cp, cl = statistics.median(c_plain), statistics.median(c_lyra)

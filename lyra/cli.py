@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import importlib.metadata
@@ -155,17 +156,37 @@ def init(
         _fail(str(exc))
     console.print(f"[green]ready[/]: home {summary['home']}, database {summary['database']} "
                   f"at {summary['revision']}, {summary['datasets']} sample datasets")
+    from lyra.auth.tokens import ensure_signing_key_file
+    from lyra.settings import load_settings
+
+    settings = load_settings()
+    key = settings.home / "secrets" / "jwt.key"
+    if not settings.jwt_secret and ensure_signing_key_file(key):  # so `lyra serve` starts
+        console.print(f"created the dashboards' signing key {key} (owner-only)")
 
 
 @app.command()
-def doctor() -> None:
+def doctor(
+    commission: Annotated[bool, typer.Option(help="Every component: pass/warn/fail, and the fix.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --commission: JSON output.")] = False,
+) -> None:
     """Check Python, packages, the database and the data; exit 1 if anything is wrong."""
+    if commission:  # lyra.metrics.commission: the components one by one, each failure with its fix
+        from lyra.metrics.cli import commission_command
+
+        commission_command(as_json=as_json)
+        return
     from lyra.bootstrap import run_checks
 
     checks = run_checks()
     writable = _home_writable()
     if writable is not None:
         checks.append(writable)
+    from lyra.backup.status import backup_check  # the age of the last verified backup
+    from lyra.settings import load_settings
+
+    with contextlib.suppress(LyraError):  # bad settings: the settings row above says so
+        checks.append(backup_check(load_settings().home / "backups"))
     table = Table(title="lyra doctor")
     table.add_column("check")
     table.add_column("status")
@@ -248,10 +269,14 @@ def audit_replay(
     """Rebuild orders and positions from the event log alone, as of a moment."""
     from lyra.audit import EventLog, replay, state_as_rows
     from lyra.bootstrap import open_engine
+    from lyra.core.errors import ValidationError
     from lyra.core.timeutil import datetime_to_ms, parse_utc
 
     try:
-        until_ms = datetime_to_ms(parse_utc(until)) if until else None
+        try:
+            until_ms = datetime_to_ms(parse_utc(until)) if until else None
+        except ValidationError as exc:
+            raise ValidationError("--until", until, exc.problem, exc.hint) from None
         _, engine = open_engine()
     except LyraError as exc:
         _fail(str(exc))
@@ -326,14 +351,21 @@ _mount_optional("session", "lyra.session.cli", "session_app", "Sessions: start, 
 _mount_optional("run", "lyra.ops.cli", "run_command", "Execute a notebook with papermill, recorded as a run.",
                 group=False)
 _mount_optional("runs", "lyra.ops.cli", "runs_app", "Notebook runs: list, show.")
+_mount_optional("report", "lyra.reports.cli", "report_app", "Reports: offline HTML tear sheets.")
 _mount_optional("schedule", "lyra.ops.cli", "schedule_app", "Scheduled notebook runs.")
 _mount_optional("user", "lyra.auth.cli", "user_app", "Users: add, list, set-role, reset-mfa, lock.")
 _mount_optional("apikey", "lyra.auth.cli", "apikey_app", "API keys: create, rotate, revoke.")
-_mount_optional("serve", "lyra.auth.serve", "serve_command", "Serve the dashboards behind the auth proxy.",
-                group=False)
+# `lyra serve` runs the auth proxy's command with the database-backed metrics beside it.
+_mount_optional("serve", "lyra.metrics.cli", "serve_with_metrics",
+                "Serve the dashboards behind the auth proxy.", group=False)
+_mount_optional("metrics", "lyra.metrics.cli", "metrics_app", "Prometheus metrics: exporter, targets file.")
 _mount_optional("risk", "lyra.risk.cli", "risk_app", "Risk: trading state, limits, breakers, re-arm.")
+_mount_optional("tax", "lyra.tax.cli", "tax_app", "Australian capital gains tax report, AUD rates.")
 _mount_optional("kill", "lyra.risk.cli", "kill_command", "Pull the kill switch: cancel, flatten, halt.",
                 group=False)
+_mount_optional("backup", "lyra.backup.cli", "backup_app", "Backups: create, list, verify, prune.")
+_mount_optional("restore", "lyra.backup.cli", "restore_command",
+                "Restore a backup into a new home, replaying the log up to a time.", group=False)
 
 
 def _one_line(text: object) -> str:
@@ -411,18 +443,24 @@ def explain_error(exc: BaseException) -> tuple[int, str]:
 def main() -> None:
     """Entry point of the ``lyra`` console script: one place turns every error a command did
     not handle into one red line (the traceback only with ``lyra --debug``)."""
+    if sys.argv[1:] == ["--version"]:  # the cheapest answer: no command tree to build
+        print(importlib.metadata.version("lyra"))
+        return
     debug = "--debug" in sys.argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     try:
-        app()
+        # Not standalone: click's own errors come back here, to be printed as one line too.
+        rv = app(standalone_mode=False)
     except KeyboardInterrupt:
         err_console.print("[bold red]error:[/] interrupted", highlight=False)
         sys.exit(130)
     except Exception as exc:
         if isinstance(exc, BrokenPipeError):  # `lyra data list | head`: the reader left
             sys.exit(0)
+        if _is_click_error(exc):
+            sys.exit(_usage_error(exc))
         if debug:
             traceback.print_exc()
         code, message = explain_error(exc)
@@ -430,6 +468,47 @@ def main() -> None:
 
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    # Typer runs on its own copy of Click (typer._click) or on Click itself.
+    return type(exc).__module__.startswith(("typer._click", "click"))
+
+
+def _given_value(param: Any) -> str | None:
+    """What the user typed for ``param`` (Click's errors name the option, not the value)."""
+    opts = [o for o in getattr(param, "opts", []) or [] if o.startswith("-")]
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        for o in opts:
+            if a == o and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(o + "="):
+                return a[len(o) + 1:]
+    return None
+
+
+def _usage_error(exc: Any) -> int:
+    """Print a Click error (a bad option value, a missing argument...) as one line; the code."""
+    from rich.markup import escape
+
+    name = type(exc).__name__
+    if name == "NoArgsIsHelpError":  # `lyra` or `lyra data` alone: the help, as before
+        exc.show()
+        return int(exc.exit_code)
+    if name == "Abort":
+        err_console.print("[bold red]error:[/] aborted (a prompt got no answer: run it in a terminal "
+                          "or pipe the answer on stdin)", highlight=False, soft_wrap=True)
+        return 1
+    message = _one_line(exc.format_message()) if hasattr(exc, "format_message") else _one_line(exc)
+    given = _given_value(getattr(exc, "param", None))
+    if given is not None:
+        message += f" (given: {given!r})"
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err_console.print(f"[bold red]error:[/] {escape(message)}{where}", highlight=False, soft_wrap=True)
+    return int(exc.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -285,7 +285,11 @@ class SessionHandle:
                 if on_progress is not None:
                     on_progress(n)
 
-            result = session.run(max_events=max_events, on_progress=report)
+            from lyra.metrics.session import session_metrics
+
+            # /metrics on loopback while it runs (metrics never stop the run)
+            with session_metrics(session, settings=self.settings):
+                result = session.run(max_events=max_events, on_progress=report)
             bar.update(result.events - seen[0])
         self.result = result
         return result

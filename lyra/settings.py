@@ -43,6 +43,11 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     demo: bool = False
     jwt_secret: str | None = Field(default=None, repr=False)
+    #: Prometheus /metrics of sessions (``lyra.metrics``): on/off, loopback port (0: ephemeral,
+    #: recorded in the database), seconds a finished session keeps serving for a last scrape.
+    metrics: bool = True
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_linger_s: float = Field(default=0.0, ge=0.0, le=3600.0)
 
     @field_validator("home")
     @classmethod

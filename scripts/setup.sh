@@ -51,4 +51,15 @@ if [ "${LYRA_SKIP_BROWSER:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
     (sudo apt-get install -y -q chromium >/dev/null 2>&1 || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q chromium >/dev/null; })
   fi
 fi
+
+# Alert rules are checked and unit-tested with promtool, and one test scrapes a session with a
+# real Prometheus: both come from Debian's prometheus package (its service is not needed).
+if [ "${LYRA_SKIP_PROMETHEUS:-0}" != "1" ] && [ ! -x /usr/bin/promtool ]; then
+  echo "==> installing Debian's prometheus (promtool) for the alert-rule tests"
+  if [ "$(id -u)" = "0" ]; then
+    (apt-get install -y -q prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; })
+  else
+    (sudo apt-get install -y -q prometheus >/dev/null 2>&1 || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q prometheus >/dev/null; })
+  fi
+fi
 echo "==> setup done"

@@ -3,7 +3,12 @@
 Secrets (the TOTP seed, recovery codes, an API key) are printed once, to the terminal, and
 never logged. The password of ``lyra user add`` is asked for interactively (hidden, typed
 twice) unless ``--password-stdin`` reads it from standard input (for scripts).
-Every change is an auth event in the event log, with ``--actor`` (default: the OS user).
+
+Every command authenticates the person running it (:mod:`lyra.auth.operator`: ``--as-user``
+with password + TOTP, ``LYRA_API_KEY``, or ``--local-admin`` for the OS owner of LYRA_HOME);
+the role comes from the database and the permission table decides (``manage_users``;
+``manage_api_keys`` for one's own keys). Every change is an auth event in the event log, with
+the authenticated subject as its actor. A refused operator exits with code 3.
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lyra.auth.operator import (
+    AsUserOpt,
+    CredentialsStdinOpt,
+    LocalAdminOpt,
+    OperatorRefused,
+    resolve_operator,
+)
+from lyra.auth.permissions import Action, PermissionDenied, Principal
 from lyra.auth.service import AuthService, Enrolment
 from lyra.core.errors import LyraError
 
@@ -27,32 +40,57 @@ apikey_app = typer.Typer(help="API keys: create, rotate, revoke, list.", no_args
 console = Console()
 err_console = Console(stderr=True)
 
-ActorOpt = Annotated[str | None, typer.Option(help="Who makes the change (recorded); default: OS user.")]
-
 
 @contextmanager
-def _service() -> Iterator[AuthService]:
-    """The auth service on the configured database; its engine is disposed on the way out."""
+def _service(
+    action: Action, command: str, operator: tuple[bool, str | None, bool]
+) -> Iterator[tuple[AuthService, Principal]]:
+    """The auth service on the configured database and the authenticated operator, checked
+    for ``action``; the engine is disposed on the way out."""
     from lyra.bootstrap import open_engine
 
     settings, engine = open_engine()
+    svc: AuthService | None = None
     try:
         settings.ensure_home()
-        yield AuthService.from_settings(settings, engine=engine, create_totp_key=True, need_signing_key=False)
+        svc = AuthService.from_settings(settings, engine=engine, create_totp_key=True, need_signing_key=False)
+        local_admin, as_user, credentials_stdin = operator
+        who = resolve_operator(
+            svc,
+            settings.home,
+            local_admin_flag=local_admin,
+            as_user=as_user,
+            credentials_stdin=credentials_stdin,
+        )
+        try:
+            svc.authorize(who, action, path=f"cli:{command}")  # recorded when refused
+        except PermissionDenied as exc:
+            raise OperatorRefused(str(exc)) from None
+        yield svc, who
     finally:
+        if svc is not None:
+            svc.flush_failures()  # a one-shot process: no failure count may stay in memory
         engine.dispose()  # on errors too: a refused command must not leave connections open
-
-
-def _actor(actor: str | None) -> str:
-    try:
-        return actor or getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "cli"
 
 
 def _fail(exc: Exception) -> None:
     err_console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
+    raise typer.Exit(3 if isinstance(exc, OperatorRefused) else 2)
+
+
+def _own_keys_only(svc: AuthService, who: Principal, owner: str) -> None:
+    """Without ``manage_users`` a person manages only their own API keys."""
+    if owner != who.subject and not who.can(Action.MANAGE_USERS):
+        raise OperatorRefused(f"{who.subject} ({who.role.value}) may manage only your own API keys")
+
+
+def _key_owner(svc: AuthService, key_id: str) -> str:
+    from lyra.core.errors import ValidationError
+
+    rec = svc.keys_repo.get(key_id)
+    if rec is None:
+        raise ValidationError("key_id", key_id, "no such API key")
+    return rec.owner
 
 
 def _show_enrolment(e: Enrolment) -> None:
@@ -77,7 +115,9 @@ def user_add(
     username: str,
     role: Annotated[str, typer.Option(help="admin, risk_manager, trader, analyst, auditor or viewer.")],
     password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
-    actor: ActorOpt = None,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
 ) -> None:
     """Add a user with a password and a TOTP second factor (shown once)."""
     if password_stdin:
@@ -87,18 +127,28 @@ def user_add(
         if getpass.getpass("Again: ") != password:
             _fail(LyraError("the passwords differ"))
     try:
-        with _service() as svc:
-            enrol = svc.add_user(username, password, role, actor=_actor(actor))
+        with _service(Action.MANAGE_USERS, "user add", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            enrol = svc.add_user(username, password, role, actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     _show_enrolment(enrol)
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """List accounts (no secrets)."""
     try:
-        with _service() as svc:
+        with _service(Action.MANAGE_USERS, "user list", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            _who,
+        ):
             users = svc.list_users()
     except LyraError as exc:
         _fail(exc)
@@ -118,44 +168,77 @@ def user_list() -> None:
 
 
 @user_app.command("set-role")
-def user_set_role(username: str, role: str, actor: ActorOpt = None) -> None:
+def user_set_role(
+    username: str,
+    role: str,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """Change a user's role (their sessions end at once)."""
     try:
-        with _service() as svc:
-            svc.set_role(username, role, actor=_actor(actor))
+        with _service(Action.MANAGE_USERS, "user set-role", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            svc.set_role(username, role, actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {username} is now {role}")
 
 
 @user_app.command("reset-mfa")
-def user_reset_mfa(username: str, actor: ActorOpt = None) -> None:
+def user_reset_mfa(
+    username: str,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """Give a user a new TOTP secret and recovery codes (shown once); their sessions end."""
     try:
-        with _service() as svc:
-            enrol = svc.reset_mfa(username, actor=_actor(actor))
+        with _service(Action.MANAGE_USERS, "user reset-mfa", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            enrol = svc.reset_mfa(username, actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     _show_enrolment(enrol)
 
 
 @user_app.command("lock")
-def user_lock(username: str, actor: ActorOpt = None) -> None:
+def user_lock(
+    username: str,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """Lock an account (no login until unlocked; sessions end)."""
     try:
-        with _service() as svc:
-            svc.lock(username, actor=_actor(actor))
+        with _service(Action.MANAGE_USERS, "user lock", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            svc.lock(username, actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {username} locked")
 
 
 @user_app.command("unlock")
-def user_unlock(username: str, actor: ActorOpt = None) -> None:
+def user_unlock(
+    username: str,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """Unlock an account (admin lock and failed-login lock)."""
     try:
-        with _service() as svc:
-            svc.unlock(username, actor=_actor(actor))
+        with _service(Action.MANAGE_USERS, "user unlock", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            svc.unlock(username, actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {username} unlocked")
@@ -167,12 +250,18 @@ def apikey_create(
     scope: Annotated[list[str], typer.Option(help="An action the key may do (repeat).")],
     name: Annotated[str, typer.Option(help="A label, e.g. the bot using it.")] = "",
     days: Annotated[int, typer.Option(help="Days until it expires.")] = 90,
-    actor: ActorOpt = None,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
 ) -> None:
     """Create an API key (printed once; only its hash is stored)."""
     try:
-        with _service() as svc:
-            new = svc.create_api_key(owner, scope, name=name, ttl=timedelta(days=days), actor=_actor(actor))
+        with _service(Action.MANAGE_API_KEYS, "apikey create", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            _own_keys_only(svc, who, owner)
+            new = svc.create_api_key(owner, scope, name=name, ttl=timedelta(days=days), actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     console.print(f"key id {new.record.key_id}, expires {new.record.expires_at:%Y-%m-%d} (shown once):")
@@ -183,12 +272,18 @@ def apikey_create(
 def apikey_rotate(
     key_id: str,
     grace_days: Annotated[int, typer.Option(help="Days the old key keeps working.")] = 7,
-    actor: ActorOpt = None,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
 ) -> None:
     """Issue a successor key; the old one works for the grace period, then expires."""
     try:
-        with _service() as svc:
-            new = svc.rotate_api_key(key_id, actor=_actor(actor), grace=timedelta(days=grace_days))
+        with _service(Action.MANAGE_API_KEYS, "apikey rotate", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            _own_keys_only(svc, who, _key_owner(svc, key_id))
+            new = svc.rotate_api_key(key_id, actor=who.subject, grace=timedelta(days=grace_days))
     except LyraError as exc:
         _fail(exc)
     console.print(f"new key id {new.record.key_id} replaces {key_id} (shown once):")
@@ -196,21 +291,40 @@ def apikey_rotate(
 
 
 @apikey_app.command("revoke")
-def apikey_revoke(key_id: str, actor: ActorOpt = None) -> None:
+def apikey_revoke(
+    key_id: str,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """Revoke a key at once."""
     try:
-        with _service() as svc:
-            svc.revoke_api_key(key_id, actor=_actor(actor))
+        with _service(Action.MANAGE_API_KEYS, "apikey revoke", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            _own_keys_only(svc, who, _key_owner(svc, key_id))
+            svc.revoke_api_key(key_id, actor=who.subject)
     except LyraError as exc:
         _fail(exc)
     console.print(f"[green]ok[/]: {key_id} revoked")
 
 
 @apikey_app.command("list")
-def apikey_list(owner: Annotated[str | None, typer.Option(help="Only this user's keys.")] = None) -> None:
+def apikey_list(
+    owner: Annotated[str | None, typer.Option(help="Only this user's keys.")] = None,
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+) -> None:
     """List keys: id, owner, scopes, status, expiry, last use (never the key)."""
     try:
-        with _service() as svc:
+        with _service(Action.MANAGE_API_KEYS, "apikey list", (local_admin, as_user, credentials_stdin)) as (
+            svc,
+            who,
+        ):
+            if not who.can(Action.MANAGE_USERS):
+                owner = who.subject  # one's own keys only
             keys = svc.list_api_keys(owner)
             now = svc.now()
     except LyraError as exc:

@@ -394,6 +394,7 @@ EVENT_DETAIL_KEYS = frozenset(
         "expires_at",
         "count",
         "factor",
+        "window_s",
     }
 )
 _MAX_DETAIL_CHARS = 200

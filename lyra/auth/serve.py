@@ -90,6 +90,7 @@ class LyraServer:
         tls_key: Path | None = None,
         behind_tls_proxy: bool = False,
         refresh_grace: float = 10.0,
+        ws_check_interval: float = 30.0,
         service: AuthService | None = None,
         panel_log: Path | None = None,
         **service_kwargs: Any,
@@ -120,6 +121,7 @@ class LyraServer:
                 tls=self.tls,
                 trust_forwarded=behind_tls_proxy,
                 refresh_grace=refresh_grace,
+                ws_check_interval=ws_check_interval,
             ),
         )
         self.panel_log = panel_log
@@ -237,6 +239,10 @@ class LyraServer:
             self._thread.join(15)
             self._loop = None
         self._stop_panel()
+        try:
+            self.service.flush_failures()  # the counts of the last minute's failures
+        except Exception:  # the database may be gone at shutdown: the log line says so
+            log.exception("could not write the pending failure counts")
         self.service.engine.dispose()
 
     def __enter__(self) -> LyraServer:
@@ -266,6 +272,7 @@ class LyraServer:
                 loop.run_until_complete(self._runner.cleanup())
             loop.close()
             self._stop_panel()
+            self.service.flush_failures()
 
 
 def serve_command(

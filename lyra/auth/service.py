@@ -39,11 +39,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -53,6 +50,7 @@ from lyra.audit import EventLog
 from lyra.audit.events import event_type
 from lyra.auth._util import Clock, aware, sha256_hex, utc_now
 from lyra.auth.apikeys import ApiKeyManager, ApiKeyRecord, InvalidApiKey, NewApiKey
+from lyra.auth.failures import FailureAggregator
 from lyra.auth.passwords import (
     PBKDF2_ITERATIONS,
     PasswordRejected,
@@ -77,6 +75,7 @@ from lyra.auth.policy import (
     is_locked,
     lock_remaining,
     record_failure,
+    session_expires_at,
     session_status,
     validate_username,
 )
@@ -88,6 +87,14 @@ from lyra.auth.repository import (
     UserRecord,
     to_ms,
 )
+from lyra.auth.service_types import (  # re-exported: their home was here
+    GENERIC_LOGIN_ERROR,
+    Enrolment,
+    LoginFailed,
+    MfaChallenge,
+    event_kind,
+    load_key_from_settings,
+)
 from lyra.auth.tokens import (
     REFRESH_PREFIX,
     AccessClaims,
@@ -97,8 +104,6 @@ from lyra.auth.tokens import (
     TokenPair,
     TokenService,
     generate_signing_key,
-    load_signing_key,
-    validate_signing_key,
 )
 from lyra.auth.totp import (
     consume_recovery_code,
@@ -108,7 +113,7 @@ from lyra.auth.totp import (
     provisioning_uri,
     verify_totp,
 )
-from lyra.core.errors import ConfigError, LyraError, ValidationError
+from lyra.core.errors import ConfigError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -117,71 +122,6 @@ MFA_TICKET_TTL = timedelta(minutes=5)
 TOUCH_RESOLUTION = timedelta(seconds=30)
 _MFA_TYP = "mfa+jwt"
 _MFA_AUD = "lyra-mfa"
-#: Event-log kind names; the rest are ``auth.<AuthEventKind value>``.
-_KIND_NAMES = {
-    AuthEventKind.ACCOUNT_LOCKED: "auth.lockout",
-    AuthEventKind.KEY_CREATED: "auth.apikey_created",
-    AuthEventKind.KEY_ROTATED: "auth.apikey_rotated",
-    AuthEventKind.KEY_REVOKED: "auth.apikey_revoked",
-    AuthEventKind.KEY_REJECTED: "auth.apikey_rejected",
-}
-GENERIC_LOGIN_ERROR = "username, password or code not accepted"
-
-
-def event_kind(kind: AuthEventKind) -> str:
-    """The event-log ``kind`` for an auth event (``auth.login_ok``, ``auth.lockout``...)."""
-    return _KIND_NAMES.get(kind, f"auth.{kind.value}")
-
-
-class LoginFailed(LyraError):
-    """A login step failed. The message never says which part was wrong."""
-
-    def __init__(self) -> None:
-        super().__init__(GENERIC_LOGIN_ERROR)
-
-
-@dataclass(frozen=True)
-class MfaChallenge:
-    """Password accepted; the ``ticket`` (short-lived, signed) must come back with a code."""
-
-    ticket: str = field(repr=False)
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """A new second factor: show it to the user once. Secrets are kept out of the repr."""
-
-    username: str
-    role: Role
-    totp_secret: str = field(repr=False)
-    provisioning_uri: str = field(repr=False)
-    recovery_codes: tuple[str, ...] = field(repr=False)
-
-
-def load_key_from_settings(home: Path, jwt_secret: str | None, *, demo: bool) -> bytes:
-    """The signing key: ``settings.jwt_secret``, else ``$LYRA_HOME/secrets/jwt.key`` (0600).
-
-    Demo mode creates and stores a random key when there is none. Outside demo mode a
-    missing or weak key is a :class:`~lyra.core.errors.ConfigError` (``lyra serve`` stops).
-    """
-    if jwt_secret:
-        return validate_signing_key(jwt_secret, demo=demo)
-    path = home / "secrets" / "jwt.key"
-    if not path.exists() and demo:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(generate_signing_key())
-    if not path.exists():
-        raise ConfigError(
-            "jwt_secret",
-            None,
-            f"no signing key: set LYRA_JWT_SECRET or create {path} (mode 0600)",
-            "python -c 'from lyra.auth import generate_signing_key as g; print(g())' > "
-            f"{path} && chmod 600 {path}  (or use --demo)",
-        )
-    return load_signing_key(path, demo=demo)
 
 
 def _derive(key: bytes, label: str) -> bytes:
@@ -228,6 +168,8 @@ class AuthService:
         self.client_limiter = RateLimiter(per_client_logins, timedelta(minutes=1))
         self._mfa_key = _derive(self.token_config.secret, "mfa-ticket")
         self._touched: dict[str, datetime] = {}
+        #: Unauthenticated failures: the first per source, kind and minute is written, the rest counted.
+        self.failures = FailureAggregator()
 
     @classmethod
     def from_settings(
@@ -277,6 +219,25 @@ class AuthService:
         entry = event_type(name).from_payload(event.to_dict())  # the catalogue's shape, checked
         self.event_log.append(name, entry.to_payload(), actor=actor or event.subject, ts=to_ms(at))
         log.info("%s subject=%s", name, event.subject)
+
+    def emit_failure(
+        self, kind: AuthEventKind, subject: str, *, reason: str, client: str, **detail: Any
+    ) -> None:
+        """Record an unauthenticated failure, aggregated: the first of its ``(kind, reason,
+        client, subject)`` in a minute is written now; the rest of the minute become one row
+        with ``count`` when it is over. Nobody can flood the log from outside."""
+        write, due = self.failures.admit((kind.value, reason, client, subject), self.now())
+        for (k, why, src, who), n in due:
+            self.emit(AuthEventKind(k), who, reason=why, client=src, count=n, window_s=60)
+        if write:
+            self.emit(kind, subject, reason=reason, client=client, **detail)
+
+    def flush_failures(self) -> int:
+        """Write every pending failure count now (at shutdown); returns how many rows."""
+        pending = self.failures.drain()
+        for (k, why, src, who), n in pending:
+            self.emit(AuthEventKind(k), who, reason=why, client=src, count=n, window_s=60)
+        return len(pending)
 
     def signing_secret(self) -> bytes:
         """The validated signing key (for the Panel-side check in the same installation)."""
@@ -371,10 +332,13 @@ class AuthService:
     def _throttle(self, key: str, subject: str, client: str, at: datetime) -> LoginAttempts:
         state = self.users.attempts(key)
         if is_locked(state, at):
-            self.emit(AuthEventKind.LOGIN_THROTTLED, subject, reason="account locked", client=client)
+            self.emit_failure(AuthEventKind.LOGIN_THROTTLED, subject, reason="account locked", client=client)
             raise LoginThrottled("account locked", lock_remaining(state, at))
         if not self.client_limiter.hit(client, at):
-            self.emit(AuthEventKind.LOGIN_THROTTLED, subject, reason="client rate limit", client=client)
+            # Keyed without the name: a flood of invented names is one row per client and minute.
+            self.emit_failure(
+                AuthEventKind.LOGIN_THROTTLED, "system", reason="client rate limit", client=client
+            )
             raise LoginThrottled("client rate limit", self.client_limiter.retry_after(client, at))
         return state
 
@@ -393,7 +357,7 @@ class AuthService:
         self.users.save_attempts(key, after)
         if user is not None:
             self.users.count_failure(user.username)
-        self.emit(kind, subject, reason=reason, client=client, failures=len(after.failures))
+        self.emit_failure(kind, subject, reason=reason, client=client, failures=len(after.failures))
         if not is_locked(state, at) and is_locked(after, at):
             self.emit(
                 AuthEventKind.ACCOUNT_LOCKED,
@@ -413,7 +377,9 @@ class AuthService:
         try:
             name = validate_username(typed)
         except ValidationError as exc:
-            self.emit(AuthEventKind.LOGIN_FAILED, "<invalid>", reason="malformed username", client=client)
+            self.emit_failure(
+                AuthEventKind.LOGIN_FAILED, "<invalid>", reason="malformed username", client=client
+            )
             raise exc from None
         key = self.users.attempt_key(name)
         state = self._throttle(key, name, client, at)
@@ -475,7 +441,9 @@ class AuthService:
         at = self.now()
         name = self._ticket_subject(ticket, at)
         if name is None:
-            self.emit(AuthEventKind.MFA_FAILED, "<invalid>", reason="bad or expired ticket", client=client)
+            self.emit_failure(
+                AuthEventKind.MFA_FAILED, "<invalid>", reason="bad or expired ticket", client=client
+            )
             raise LoginFailed()
         key = self.users.attempt_key(name)
         state = self._throttle(key, name, client, at)
@@ -539,6 +507,22 @@ class AuthService:
                 if len(self._touched) > 10_000:
                     self._touched.clear()
         return claims
+
+    def session_deadline(self, session_id: str, *, touch: bool = False) -> datetime | None:
+        """When session ``session_id`` ends (idle timeout or lifetime, whichever is first), or
+        None when it has ended (revoked, expired: recorded). ``touch`` records activity first
+        (a websocket message). For the proxy's websocket binding."""
+        at = self.now()
+        _subject, status = self._session_status(session_id, at)
+        if status is None:
+            return None
+        if touch:
+            self.sessions.touch(session_id, at)
+            self._touched[session_id] = at
+        rec = self.sessions.session(session_id)
+        if rec is None:
+            return None
+        return session_expires_at(SessionTimes(rec.created_at, rec.last_seen_at), self.session_policy)
 
     def refresh(self, refresh_token: str | None, *, client: str = "unknown") -> TokenPair:
         """Spend a refresh token for a new pair. A reused token revokes its session (and is
@@ -639,12 +623,12 @@ class AuthService:
         try:
             return self.api_keys.verify(key, now=self.now())
         except InvalidApiKey as exc:
-            self.emit(
+            self.emit_failure(
                 AuthEventKind.KEY_REJECTED,
                 "system",
                 reason=exc.reason,
-                key_id=exc.key_id,
                 client=client,
+                key_id=exc.key_id,
                 path=path,
             )
             raise

@@ -41,7 +41,10 @@ def _run(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except LyraError as exc:
-        _console(stderr=True).print(f"[red]error: {exc}[/red]", markup=True, highlight=False)
+        from rich.markup import escape
+
+        _console(stderr=True).print(f"[red]error: {escape(str(exc))}[/red]", markup=True,
+                                    highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
@@ -120,6 +123,79 @@ def quality_cmd(
             res = validate_bars(store.read_bars(exchange, symbol, timeframe), timeframe)
             if res.rows == 0:
                 raise LyraError(f"no stored bars for {title}; see `lyra data list`")
-        _console().print(res.to_rich(title=title))
+        console = _console()
+        console.print(res.to_rich(title=title))
+        if res.ok:
+            console.print(f"{title}: clean (no bad rows; {len(res.gaps):,} gaps)", highlight=False)
+        else:
+            console.print(f"[red]{title}: NOT clean: {res.bad_rows:,} bad rows[/red] "
+                          "(reasons in the table)", highlight=False)
+
+    _run(body)
+
+
+@data_app.command("download")
+def download_cmd(
+    exchange: Annotated[str, typer.Option("--exchange", help="venue, e.g. binance")],
+    symbol: Annotated[str, typer.Option("--symbol", help="unified symbol, e.g. BTC/USDT")],
+    since: Annotated[str, typer.Option("--since", help="UTC start, e.g. 2024-01-01")],
+    timeframe: Annotated[str, typer.Option("--timeframe", help="candle size, or 'trades'")] = "1m",
+    until: Annotated[str | None, typer.Option("--until", help="UTC end (exclusive); default now")] = None,
+    api_url: Annotated[str | None, typer.Option(
+        "--api-url", help="the venue's REST host, e.g. a mirror or a local fake "
+                          "(http://127.0.0.1:8081); default: the venue's own")] = None,
+    retry_delay: Annotated[float, typer.Option(
+        "--retry-delay",
+        help="first pause before retrying an unreachable venue, in seconds (doubles, 5 tries)")] = 0.5,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="progress bar (default: when stderr is a terminal)")] = None,
+) -> None:
+    """Download history from a venue through ccxt, page by page, into the local store.
+
+    Resumable: a second run starts after the last stored candle (or trade) and fetches only
+    what is missing, so an interrupted download is simply run again.
+    """
+    import math
+    import sys
+
+    def body() -> None:
+        import ccxt
+
+        from lyra.core.errors import TemporaryError
+        from lyra.feeds.download import download_ohlcv, download_trades, make_exchange, spot_markets_only
+
+        if not (math.isfinite(retry_delay) and 0 <= retry_delay <= 60):
+            raise LyraError(f"--retry-delay={retry_delay!r}: must be a finite number of seconds "
+                            "between 0 and 60")
+        ex = make_exchange(exchange, api_url=api_url)
+        if ":" not in symbol:  # a spot symbol: derivatives markets need not be loaded
+            spot_markets_only(ex)
+        where = api_url or (ex.urls.get("www") if isinstance(ex.urls, dict) else None) or exchange
+        show = sys.stderr.isatty() if progress is None else progress
+        try:
+            if timeframe == "trades":
+                res = download_trades(ex, symbol, since, until, _store(), progress=show,
+                                      retry_delay=retry_delay)
+            else:
+                res = download_ohlcv(ex, symbol, timeframe, since, until, _store(), progress=show,
+                                     retry_delay=retry_delay)
+        except TemporaryError as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise LyraError(f"cannot reach {exchange} at {where}: {first} (check the network, "
+                            "the venue's status or --api-url; run the same command again to "
+                            "resume)") from None
+        except ccxt.BaseError as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise LyraError(f"{exchange} refused the request: {type(exc).__name__}: {first}") from None
+        resumed = ""
+        if res.resumed_from is not None:
+            resumed = f" (resumed after {_fmt_time(pd.Timestamp(res.resumed_from, unit='ms'))} UTC)"
+        span = ""
+        if res.first_ts is not None and res.last_ts is not None:
+            span = (f", {_fmt_time(pd.Timestamp(res.first_ts, unit='ms'))} → "
+                    f"{_fmt_time(pd.Timestamp(res.last_ts, unit='ms'))} UTC")
+        _console().print(f"{res.exchange} {res.symbol} {res.timeframe}: {res.fetched:,} rows "
+                         f"fetched, {res.written:,} written in {res.requests} requests"
+                         f"{span}{resumed}", highlight=False)
 
     _run(body)

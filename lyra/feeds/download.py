@@ -30,12 +30,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import ccxt
 import pandas as pd
-import typer
 from tqdm import tqdm
 
 from lyra.core.errors import NetworkError, RateLimited, ValidationError
@@ -134,12 +133,48 @@ class DownloadResult:
 
 
 # -- exchange and argument checks --------------------------------------------------------------
-def make_exchange(name: str, config: dict[str, Any] | None = None) -> Any:
-    """A sync ccxt exchange for a known venue, with ccxt's rate limiter on."""
+def make_exchange(name: str, config: dict[str, Any] | None = None, *,
+                  api_url: str | None = None) -> Any:
+    """A sync ccxt exchange for a known venue, with ccxt's rate limiter on. ``api_url``
+    points its REST URLs at another host (see :func:`point_rest_urls`)."""
     caps = get_venue(name, field="exchange")
     if caps.ccxt_id not in ccxt.exchanges:
         raise ValidationError("exchange", name, "not available in this ccxt version")
-    return getattr(ccxt, caps.ccxt_id)({"enableRateLimit": True, **(config or {})})
+    ex = getattr(ccxt, caps.ccxt_id)({"enableRateLimit": True, **(config or {})})
+    if api_url is not None:
+        point_rest_urls(ex, api_url)
+    return ex
+
+
+def point_rest_urls(ex: Any, base_url: str) -> Any:
+    """Point every REST URL of ``ex`` at ``base_url`` (``http(s)://host[:port]``), keeping
+    each URL's path: a mirror, a proxy, or a local fake of the venue. Websocket URLs stay."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValidationError("--api-url", base_url, "not a base URL",
+                              "use http(s)://host[:port], e.g. http://127.0.0.1:8081")
+    root = f"{parts.scheme}://{parts.netloc}"
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            u = urlsplit(value)
+            return root + u.path + (f"?{u.query}" if u.query else "")
+        return value
+
+    ex.urls["api"] = swap(ex.urls["api"])
+    return ex
+
+
+def spot_markets_only(ex: Any) -> Any:
+    """Make ``load_markets`` fetch the venue's spot markets only, where its ccxt class lists
+    the market families to load (``options.fetchMarkets.types``): one request instead of one
+    per family (futures, swaps, options) for a spot download."""
+    fm = ex.options.get("fetchMarkets") if isinstance(ex.options, dict) else None
+    if isinstance(fm, dict) and "spot" in (fm.get("types") or []):
+        ex.options["fetchMarkets"] = {**fm, "types": ["spot"]}
+    return ex
 
 
 def _resolve(exchange: str | Any) -> tuple[Any, Venue]:
@@ -147,9 +182,9 @@ def _resolve(exchange: str | Any) -> tuple[Any, Venue]:
     return ex, get_venue(ex.id, field="exchange")
 
 
-def check_symbol(ex: Any, symbol: str) -> None:
+def check_symbol(ex: Any, symbol: str, retry_delay: float = 0.5) -> None:
     """Load markets (retried) and refuse a symbol the venue does not list."""
-    markets = _call(ex.load_markets)
+    markets = _call(ex.load_markets, _retry_delay=retry_delay)
     if symbol not in markets:
         base = symbol.split("/")[0]
         near = sorted(s for s in markets if s.startswith(base + "/"))[:5]
@@ -201,7 +236,7 @@ def download_ohlcv(
     if store is None:
         raise ValidationError("store", None, "a MarketStore is required")
     ex, caps = _resolve(exchange)
-    check_symbol(ex, symbol)
+    check_symbol(ex, symbol, retry_delay)
     tf_ms = check_timeframe(ex, timeframe)
     now = utc_now_ms() if now_ms is None else now_ms
     start = to_ms(since, "since")
@@ -323,7 +358,7 @@ def download_trades(
     if store is None:
         raise ValidationError("store", None, "a MarketStore is required")
     ex, caps = _resolve(exchange)
-    check_symbol(ex, symbol)
+    check_symbol(ex, symbol, retry_delay)
     now = utc_now_ms() if now_ms is None else now_ms
     start = to_ms(since, "since")
     assert start is not None
@@ -354,30 +389,3 @@ def download_trades(
             last = int(df["ts"].iloc[-1])
     return DownloadResult(ex.id, symbol, "trades", counter[0], fetched, written, first, last,
                           resumed)
-
-
-# -- CLI ---------------------------------------------------------------------------------------
-def download_command(
-    exchange: str = typer.Option(..., "--exchange", help="venue, e.g. binance"),
-    symbol: str = typer.Option(..., "--symbol", help="unified symbol, e.g. BTC/USDT"),
-    timeframe: str = typer.Option("1m", "--timeframe", help="candle size, or 'trades'"),
-    since: str = typer.Option(..., "--since", help="UTC start, e.g. 2024-01-01"),
-    until: str | None = typer.Option(None, "--until", help="UTC end (exclusive); default now"),
-    root: Path | None = typer.Option(None, "--root", help="store folder; default $LYRA_HOME/market"),
-) -> None:
-    """Download history into the local market store (resumes where the last run stopped)."""
-    from lyra.feeds.store import MarketStore
-    from lyra.settings import load_settings
-
-    store = MarketStore(root or load_settings().market_dir)
-    try:
-        if timeframe == "trades":
-            res = download_trades(exchange, symbol, since, until, store)
-        else:
-            res = download_ohlcv(exchange, symbol, timeframe, since, until, store)
-    except ValidationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"{res.exchange} {res.symbol} {res.timeframe}: {res.fetched} rows fetched, "
-               f"{res.written} written in {res.requests} requests"
-               + (f" (resumed after {res.resumed_from})" if res.resumed_from is not None else ""))

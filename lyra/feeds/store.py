@@ -170,6 +170,15 @@ class MarketStore:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ part files
+    def _sweep_leftovers(self, key: DatasetKey, manifest: _Manifest) -> None:
+        """Remove what a writer killed mid-write left: ``.tmp-*`` files and part files the
+        manifest never listed. Only called under the dataset's lock, so no live writer owns
+        them (every write to this folder happens under that lock)."""
+        live = {p.file for p in manifest.parts}
+        for f in self._dir(key).iterdir():
+            if f.name.startswith(".tmp-") or (f.name.startswith("part-") and f.name not in live):
+                f.unlink(missing_ok=True)
+
     def _write_part(self, key: DatasetKey, manifest: _Manifest, table: pa.Table) -> _Part:
         ts = table.column("ts")
         first, last = int(pc.min(ts).as_py()), int(pc.max(ts).as_py())
@@ -254,6 +263,7 @@ class MarketStore:
                                   "de-duplicate or run validate_bars first")
         with self._locked(key):
             manifest = self._load_manifest(key)
+            self._sweep_leftovers(key, manifest)
             keep = self._new_rows_mask(key, manifest, ts)
             if keep is not None:
                 cols = {c: v[keep] for c, v in cols.items()}
@@ -325,6 +335,7 @@ class MarketStore:
         trades = trades.loc[~(has_id & trades["trade_id"].duplicated().to_numpy())]
         with self._locked(key):
             manifest = self._load_manifest(key)
+            self._sweep_leftovers(key, manifest)
             ts = trades["ts"].to_numpy()
             lo, hi = int(ts[0]), int(ts[-1])
             overlap = [p for p in manifest.parts if p.last >= lo and p.first <= hi]

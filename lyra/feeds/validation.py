@@ -12,19 +12,26 @@
 >>> report.loc[report["count"] > 0, ["check", "count"]]
                 check  count
 0                rows      3
-6   ohlc_inconsistent      1
-10               gaps      1
-11       missing_bars      1
+7   ohlc_inconsistent      1
+11               gaps      1
+12       missing_bars      1
 >>> validate_bars(df, "1h", ValidationConfig(policy="ffill")).clean["filled"].tolist()  # gaps filled
 [False, True, True, False]
 
 Rules for bars (each bad row gets one quarantine entry per problem):
 
-* ``non_monotonic``: the ts is earlier than a ts already seen (the row arrived out of order).
-* ``duplicate_ts``: the ts was already seen; the first copy is kept.
+Rows out of time order are first sorted (stably) into order, as the store keeps them: one
+misplaced row is just moved, it never taints the valid rows around it. ``rows`` in the report
+says how many rows were moved; quarantine entries keep each row's position in the input.
+
+* ``duplicate_ts``: the ts was already seen; the first copy (in input order) is kept.
 * ``misaligned``: the ts is not a multiple of the timeframe (checked for timeframes that
   divide a day).
 * ``nan``: an OHLC value (or the volume, unless ``allow_nan_volume``) is NaN.
+* ``non_finite``: an OHLC value or the volume is +/-infinity.
+* ``absurd_value``: a finite price above ``max_price`` (default 1e12: no quote on any venue
+  comes near; BTC in Indonesian rupiah is ~1.6e9) or a volume above ``max_volume``
+  (default 1e18), e.g. ``1e308`` from a broken export.
 * ``nonpositive_price``: an OHLC value is <= 0.  ``negative_volume``: volume < 0.
 * ``ohlc_inconsistent``: high < max(open, close), low > min(open, close) or high < low.
 * ``stale_repeat``: open, high, low, close **and** volume are exactly equal to one of the
@@ -65,11 +72,12 @@ if TYPE_CHECKING:
 Policy = Literal["reject", "quarantine", "ffill"]
 
 BAR_REASONS: tuple[str, ...] = (
-    "non_monotonic", "duplicate_ts", "misaligned", "nan", "nonpositive_price",
+    "duplicate_ts", "misaligned", "nan", "non_finite", "absurd_value", "nonpositive_price",
     "ohlc_inconsistent", "negative_volume", "stale_repeat", "outlier",
 )
 TRADE_REASONS: tuple[str, ...] = (
-    "non_monotonic", "duplicate_id", "nan", "nonpositive_price", "nonpositive_size", "bad_side",
+    "duplicate_id", "nan", "non_finite", "absurd_value", "nonpositive_price", "nonpositive_size",
+    "bad_side",
 )
 _DAY_MS = 86_400_000
 _SAMPLE_CAP = 1_000_000  # median/MAD estimated on at most ~this many returns (fixed stride)
@@ -79,7 +87,7 @@ _CHUNK = 1 << 16  # rows per pass of the chunked checks: a few columns of this f
 class ValidationConfig(BaseModel):
     """How strict to be and what to do with bad rows. Frozen; unknown keys are refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     policy: Policy = "quarantine"
     """reject: raise on the first bad row; quarantine: return clean rows + quarantine;
@@ -94,6 +102,10 @@ class ValidationConfig(BaseModel):
     allow_nan_volume: bool = False
     """Mark-price candles carry no volume; allow NaN there."""
     worst_gaps: int = Field(default=5, ge=0)
+    max_price: float = Field(default=1e12, gt=0)
+    """A finite price above this is ``absurd_value`` (a broken export, not a market)."""
+    max_volume: float = Field(default=1e18, gt=0)
+    """A finite volume or trade size above this is ``absurd_value``."""
 
 
 @dataclass
@@ -111,6 +123,8 @@ class ValidationResult:
     policy: Policy
     reasons: tuple[str, ...] = BAR_REASONS
     worst_gaps: int = 5
+    sorted_rows: int = 0
+    """Rows that arrived out of time order and were sorted into place (not bad rows)."""
     _ts: np.ndarray | None = field(default=None, repr=False)
     _close: np.ndarray | None = field(default=None, repr=False)
 
@@ -143,7 +157,8 @@ class ValidationResult:
 
     def report(self) -> pd.DataFrame:
         """The quality report: one row per check (check, count, detail)."""
-        rows = [("rows", self.rows, f"timeframe {self.timeframe}, policy {self.policy}")]
+        moved = f", {self.sorted_rows} rows sorted into time order" if self.sorted_rows else ""
+        rows = [("rows", self.rows, f"timeframe {self.timeframe}, policy {self.policy}{moved}")]
         q = self.quarantine
         for reason in self.reasons:
             sub = q[q["reason"] == reason]
@@ -205,7 +220,7 @@ def validate_bars(df: pd.DataFrame, timeframe: str, config: ValidationConfig | N
     cfg = config or ValidationConfig()
     pol: Policy = policy or cfg.policy
     step = timeframe_to_ms(timeframe)
-    ts = frame_ts(df)
+    df, ts, order, moved = _time_ordered(df)
     n = len(ts)
     o, h, lo, c = (df[k].to_numpy(dtype=np.float64) for k in PRICE_COLUMNS)
     v = df["volume"].to_numpy(dtype=np.float64)
@@ -215,30 +230,26 @@ def validate_bars(df: pd.DataFrame, timeframe: str, config: ValidationConfig | N
     # Checks run over cache-sized chunks: on this class of machine fresh 10M-row temporaries
     # cost more in page faults than the arithmetic itself.
     order_bad = np.zeros(0, dtype=bool)
-    strict = _strictly_increasing(ts)
-    if not strict:
-        runmax = np.maximum.accumulate(ts)
-        back = ts[1:] < runmax[:-1]
-        dup = np.asarray(pd.Index(ts).duplicated(keep="first"))
-        nonmono = np.concatenate(([False], back)) & ~dup
-        if nonmono.any():
-            found.append(("non_monotonic", np.flatnonzero(nonmono), lambda i: (
-                f"ts {_fmt_ms(int(ts[i]))} after {_fmt_ms(int(runmax[i - 1]))}")))
+    if not _strictly_increasing(ts):  # sorted by now: equal neighbours are the duplicates
+        dup = np.concatenate(([False], ts[1:] == ts[:-1]))
         if dup.any():
             found.append(("duplicate_ts", np.flatnonzero(dup), lambda i: "same ts as an earlier row"))
-        order_bad = dup | nonmono
+            order_bad = dup
     if cfg.check_alignment and _DAY_MS % step == 0:
         mis = _chunked_positions(n, lambda a, b: (ts[a:b] % step) != 0)
         if mis.size:
             found.append(("misaligned", mis, lambda i: f"ts % {timeframe} = {int(ts[i] % step)} ms"))
 
     # -- content ------------------------------------------------------------------------
-    content = _content_checks(o, h, lo, c, v, cfg.allow_nan_volume)
+    content = _content_checks(o, h, lo, c, v, cfg)
     makers: dict[str, Any] = {
         "nan": lambda i: _row_text(o, h, lo, c, v, i),
+        "non_finite": lambda i: _row_text(o, h, lo, c, v, i),
+        "absurd_value": lambda i: _row_text(o, h, lo, c, v, i)
+        + f" (limits: price {cfg.max_price:g}, volume {cfg.max_volume:g})",
         "nonpositive_price": lambda i: _row_text(o, h, lo, c, v, i),
         "ohlc_inconsistent": lambda i: _ohlc_detail(o, h, lo, c, i),
-        "negative_volume": lambda i: f"volume={v[i]!r}",
+        "negative_volume": lambda i: f"volume={float(v[i])!r}",
     }
     for reason, pos in content.items():
         if pos.size:
@@ -271,7 +282,7 @@ def validate_bars(df: pd.DataFrame, timeframe: str, config: ValidationConfig | N
                 bad = np.zeros(n, dtype=bool)
             bad[rows] = True
 
-    quarantine = _quarantine_frame(ts, found)
+    quarantine = _quarantine_frame(ts, found, order)
     if pol == "reject" and not quarantine.empty:
         first = quarantine.sort_values(["ts"], kind="stable").iloc[0]
         raise ValidationError(
@@ -287,50 +298,47 @@ def validate_bars(df: pd.DataFrame, timeframe: str, config: ValidationConfig | N
         clean = _ffill(clean, step)
     return ValidationResult(clean=clean, quarantine=quarantine, gaps=gaps, rows=n,
                             timeframe=timeframe, policy=pol, worst_gaps=cfg.worst_gaps,
-                            _ts=ts, _close=c)
+                            sorted_rows=moved, _ts=ts, _close=c)
 
 
 def validate_trades(df: pd.DataFrame, config: ValidationConfig | None = None, *,
                     policy: Policy | None = None) -> ValidationResult:
     """Check trade ticks (ts column or DatetimeIndex; price, size, side, trade_id).
 
-    Same-timestamp trades are normal (20-48% of the shipped ticks); only going back in time
-    is ``non_monotonic``. ``ffill`` does not apply to trades."""
+    Same-timestamp trades are normal (20-48% of the shipped ticks); trades out of time order
+    are sorted (stably) first, as the store keeps them. ``ffill`` does not apply to trades."""
     cfg = config or ValidationConfig()
     pol: Policy = policy or cfg.policy
     if pol == "ffill":
         raise ValidationError("policy", pol, "does not apply to trades", "use reject or quarantine")
-    ts = frame_ts(df)
+    df, ts, order, moved = _time_ordered(df)
     n = len(ts)
     price = df["price"].to_numpy(dtype=np.float64)
     size = df["size"].to_numpy(dtype=np.float64)
     found: list[tuple[str, np.ndarray, Any]] = []
-    if n > 1:
-        runmax = np.maximum.accumulate(ts)
-        back = np.concatenate(([False], ts[1:] < runmax[:-1]))
-        if back.any():
-            found.append(("non_monotonic", np.flatnonzero(back),
-                          lambda i: f"ts {_fmt_ms(int(ts[i]))} after {_fmt_ms(int(runmax[i - 1]))}"))
     if "trade_id" in df.columns:
         ids = df["trade_id"].fillna("").astype(str).to_numpy()
         dup = np.asarray(pd.Index(ids).duplicated(keep="first")) & (ids != "")
         if dup.any():
             found.append(("duplicate_id", np.flatnonzero(dup),
                           lambda i: f"trade_id {ids[i]} seen before"))
+
+    def text(i: int) -> str:
+        return f"price={float(price[i])!r} size={float(size[i])!r}"
+
     nan = np.isnan(price) | np.isnan(size)
-    if nan.any():
-        found.append(("nan", np.flatnonzero(nan), lambda i: f"price={price[i]!r} size={size[i]!r}"))
-    if (price <= 0).any():
-        found.append(("nonpositive_price", np.flatnonzero(price <= 0),
-                      lambda i: f"price={price[i]!r}"))
-    if (size <= 0).any():
-        found.append(("nonpositive_size", np.flatnonzero(size <= 0), lambda i: f"size={size[i]!r}"))
+    inf = np.isinf(price) | np.isinf(size)
+    absurd = ~inf & ((price > cfg.max_price) | (size > cfg.max_volume))
+    for reason, mask in (("nan", nan), ("non_finite", inf), ("absurd_value", absurd),
+                         ("nonpositive_price", price <= 0), ("nonpositive_size", size <= 0)):
+        if mask.any():
+            found.append((reason, np.flatnonzero(mask), text))
     if "side" in df.columns:
         side = df["side"].fillna("").astype(str).str.lower().to_numpy()
         bad_side = ~np.isin(side, VALID_SIDES)
         if bad_side.any():
-            found.append(("bad_side", np.flatnonzero(bad_side), lambda i: f"side={side[i]!r}"))
-    quarantine = _quarantine_frame(ts, found)
+            found.append(("bad_side", np.flatnonzero(bad_side), lambda i: f"side={str(side[i])!r}"))
+    quarantine = _quarantine_frame(ts, found, order)
     bad = np.zeros(n, dtype=bool)
     for _, pos, _ in found:
         bad[pos] = True
@@ -342,7 +350,7 @@ def validate_trades(df: pd.DataFrame, config: ValidationConfig | None = None, *,
     clean = df.loc[~bad] if bad.any() else df
     return ValidationResult(clean=clean, quarantine=quarantine, gaps=_gaps(ts[:0], 1), rows=n,
                             timeframe="trades", policy=pol, reasons=TRADE_REASONS,
-                            worst_gaps=cfg.worst_gaps, _ts=ts, _close=price)
+                            worst_gaps=cfg.worst_gaps, sorted_rows=moved, _ts=ts, _close=price)
 
 
 # ---------------------------------------------------------------------------------------
@@ -356,6 +364,26 @@ def _chunked_positions(n: int, mask: Any, chunk: int = _CHUNK) -> np.ndarray:
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
+def _time_ordered(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, int]:
+    """(frame in time order, its ts, the input position of each row or None if already in
+    order, how many rows moved). A stable sort: equal timestamps keep their input order."""
+    ts = frame_ts(df)
+    if _non_decreasing(ts):
+        return df, ts, None, 0
+    order = np.argsort(ts, kind="stable")
+    moved = int(np.count_nonzero(order != np.arange(len(order))))
+    return df.iloc[order], ts[order], order, moved
+
+
+def _non_decreasing(ts: np.ndarray) -> bool:
+    n = len(ts)
+    for a in range(0, n - 1, _CHUNK):
+        b = min(a + _CHUNK, n - 1)
+        if not np.all(ts[a + 1:b + 1] >= ts[a:b]):
+            return False
+    return True
+
+
 def _strictly_increasing(ts: np.ndarray) -> bool:
     n = len(ts)
     for a in range(0, n - 1, _CHUNK):
@@ -366,19 +394,25 @@ def _strictly_increasing(ts: np.ndarray) -> bool:
 
 
 def _content_checks(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                    allow_nan_volume: bool) -> dict[str, np.ndarray]:
+                    cfg: ValidationConfig) -> dict[str, np.ndarray]:
     """Positions failing each per-row content rule, in one chunked pass."""
     acc: dict[str, list[np.ndarray]] = {
-        "nan": [], "nonpositive_price": [], "ohlc_inconsistent": [], "negative_volume": []}
+        "nan": [], "non_finite": [], "absurd_value": [], "nonpositive_price": [],
+        "ohlc_inconsistent": [], "negative_volume": []}
+    top, top_v = cfg.max_price, cfg.max_volume
     n = len(o)
     for a in range(0, n, _CHUNK):
         b = min(a + _CHUNK, n)
         oo, hh, ll, cc, vv = o[a:b], h[a:b], lo[a:b], c[a:b], v[a:b]
         nan = np.isnan(oo) | np.isnan(hh) | np.isnan(ll) | np.isnan(cc)
-        if not allow_nan_volume:
+        if not cfg.allow_nan_volume:
             nan |= np.isnan(vv)
+        inf = np.isinf(oo) | np.isinf(hh) | np.isinf(ll) | np.isinf(cc) | np.isinf(vv)
+        absurd = ~inf & ((oo > top) | (hh > top) | (ll > top) | (cc > top) | (vv > top_v))
         checks = (
             ("nan", nan),
+            ("non_finite", inf),
+            ("absurd_value", absurd),
             ("nonpositive_price", (oo <= 0) | (hh <= 0) | (ll <= 0) | (cc <= 0)),
             ("ohlc_inconsistent", (hh < np.maximum(oo, cc)) | (ll > np.minimum(oo, cc))
              | (hh < ll)),
@@ -501,7 +535,10 @@ def _ffill(clean: pd.DataFrame, step: int) -> pd.DataFrame:
     return pd.DataFrame(out, index=ms_index(full, tz_aware=tz is not None))
 
 
-def _quarantine_frame(ts: np.ndarray, found: list[tuple[str, np.ndarray, Any]]) -> pd.DataFrame:
+def _quarantine_frame(ts: np.ndarray, found: list[tuple[str, np.ndarray, Any]],
+                      order: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per problem, in time order; ``row`` is the input position (``order`` maps
+    positions in the sorted frame back to the input's)."""
     rows_pos: list[int] = []
     reasons: list[str] = []
     details: list[str] = []
@@ -511,22 +548,22 @@ def _quarantine_frame(ts: np.ndarray, found: list[tuple[str, np.ndarray, Any]]) 
             reasons.append(reason)
             details.append(make(i))
     p = np.asarray(rows_pos, dtype=np.int64)
-    order = np.argsort(p, kind="stable")
-    qts = ts[p][order] if p.size else np.empty(0, dtype=np.int64)
+    by_pos = np.argsort(p, kind="stable")
+    qts = ts[p][by_pos] if p.size else np.empty(0, dtype=np.int64)
     return pd.DataFrame({
         "ts": qts,
         "time": ms_index(qts),
-        "reason": pd.Series(np.asarray(reasons, dtype=object)[order] if p.size else [],
+        "reason": pd.Series(np.asarray(reasons, dtype=object)[by_pos] if p.size else [],
                             dtype=object),
-        "detail": pd.Series(np.asarray(details, dtype=object)[order] if p.size else [],
+        "detail": pd.Series(np.asarray(details, dtype=object)[by_pos] if p.size else [],
                             dtype=object),
-        "row": p[order],
+        "row": p[by_pos] if order is None or not p.size else order[p[by_pos]],
     }).reset_index(drop=True)
 
 
 def _row_text(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
               i: int) -> str:
-    return f"o={o[i]!r} h={h[i]!r} l={lo[i]!r} c={c[i]!r} v={v[i]!r}"
+    return f"o={float(o[i])!r} h={float(h[i])!r} l={float(lo[i])!r} c={float(c[i])!r} v={float(v[i])!r}"
 
 
 def _ohlc_detail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, i: int) -> str:
@@ -537,7 +574,7 @@ def _ohlc_detail(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, i:
         what.append("low > min(open, close)")
     if h[i] < lo[i]:
         what.append("high < low")
-    return f"{', '.join(what)}: o={o[i]!r} h={h[i]!r} l={lo[i]!r} c={c[i]!r}"
+    return f"{', '.join(what)}: o={float(o[i])!r} h={float(h[i])!r} l={float(lo[i])!r} c={float(c[i])!r}"
 
 
 def _fmt_ms(ms: int) -> str:

@@ -10,9 +10,11 @@ A run starts a Jupyter kernel, so this is not run as a doctest (the tests run it
 """
 
 from lyra.ops.context import (
+    DataFile,
     DataRange,
     current_run_dir,
     current_run_id,
+    record_files,
     record_reads,
     record_results,
     session_reads,
@@ -36,6 +38,7 @@ from lyra.ops.scheduler import (
     check_cron,
     claim_fire,
     due_fires,
+    fire_now,
     get_schedule,
     list_schedules,
     remove_schedule,
@@ -43,6 +46,7 @@ from lyra.ops.scheduler import (
 )
 
 __all__ = [
+    "DataFile",
     "DataRange",
     "RunPlan",
     "Scheduler",
@@ -55,12 +59,14 @@ __all__ = [
     "due_fires",
     "execute_registered",
     "fingerprint",
+    "fire_now",
     "get_run",
     "get_schedule",
     "list_runs",
     "list_schedules",
     "notebook_parameters",
     "plan_run",
+    "record_files",
     "record_reads",
     "record_results",
     "register_run",

@@ -1,4 +1,4 @@
-"""``lyra run``, ``lyra runs list|show`` and ``lyra schedule add|list|remove|pause|resume|run``.
+"""``lyra run``, ``lyra runs list|show`` and ``lyra schedule add|list|remove|pause|resume|fire|run``.
 
 ``lyra.cli`` mounts :func:`run_command`, :data:`runs_app` and :data:`schedule_app`; the same
 commands are reachable without it as ``python -m lyra.ops.cli run|runs|schedule ...``.
@@ -15,12 +15,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lyra.core.errors import LyraError
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # one line per message: no wrapping at the terminal's width
+err = Console(stderr=True, soft_wrap=True)
 
 # ``-p NAME VALUE`` (papermill's form): typer has no repeatable two-value option, so ``-p`` takes
 # the NAME and the VALUEs are the positionals after the notebook, in order. ``-p NAME=VALUE`` is
@@ -49,7 +50,7 @@ def _pairs(names: list[str] | None, values: list[str]) -> list[tuple[str, str]]:
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[bold red]error:[/] {msg}")
+    err.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -82,14 +83,22 @@ def _summary(r: dict[str, Any]) -> None:
     small = {k: v for k, v in r["key_results"].items() if not isinstance(v, (list, dict))}
     if small:
         console.print("  key results: " + ", ".join(f"{k}={v}" for k, v in small.items()))
-    console.print(f"  data fingerprint {r['fingerprint'][:16]}…  lyra {r['lyra_version']}  "
-                  f"commit {r['git_commit'][:12]}")
+    if r["data_covered"]:
+        fp = f"data fingerprint {r['fingerprint'][:16]}…"
+    elif r["status"] in ("finished", "failed"):
+        fp = ("[yellow]data fingerprint covers NO data[/] (the notebook recorded no reads: "
+              "record_reads/record_files in lyra.ops.context)")
+    else:
+        fp = "no data fingerprint"
+    console.print(f"  {fp}  lyra {r['lyra_version']}  commit {r['git_commit'][:12]}")
     cmp = r.get("comparison")
     if cmp:
         verdict = "[green]MATCH[/]" if cmp["results_match"] else "[red]MISMATCH[/]"
+        data = ("same" if cmp["fingerprint_match"] else "CHANGED") if cmp.get("data_covered", True) \
+            else "not recorded (cannot tell if it changed)"
         console.print(f"  rerun of {cmp['of']}: results {verdict}"
                       + (f" (differ: {', '.join(cmp['differences'])})" if cmp["differences"] else "")
-                      + f"; data {'same' if cmp['fingerprint_match'] else 'CHANGED'}"
+                      + f"; data {data}"
                       + f"; notebook {'same' if cmp['notebook_match'] else 'CHANGED'}")
 
 
@@ -99,7 +108,9 @@ def run_command(
     parameter: ParamOpt = None,
     rerun: Annotated[str | None, typer.Option("--rerun", help="Re-execute RUN_ID with its parameters "
                                               "and compare the results.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar or cell output.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose/--quiet", "-v",
+                                          help="Show papermill's progress bar and the cells' output "
+                                          "(default: quiet, only the run's summary).")] = False,
 ) -> None:
     """Execute a notebook with papermill, recorded as a run in $LYRA_HOME/runs/<run-id>/.
 
@@ -108,7 +119,8 @@ def run_command(
     from lyra.ops.runs import rerun as do_rerun
 
     positional = list(args or [])
-    if not quiet:
+    quiet = not verbose
+    if verbose:
         _show_papermill_output()
     try:
         if rerun:
@@ -136,7 +148,8 @@ runs_app = typer.Typer(help="Notebook runs: list, show.", no_args_is_help=True)
 
 @runs_app.command("list")
 def runs_list(
-    status: Annotated[str | None, typer.Option(help="running, finished, failed or timeout.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help="queued, running, finished, failed, timeout or skipped.")] = None,
     notebook: Annotated[str | None, typer.Option(help="Notebook file name or path.")] = None,
     schedule: Annotated[str | None, typer.Option(help="Schedule name.")] = None,
     limit: Annotated[int, typer.Option(help="At most N runs, newest first.")] = 30,
@@ -144,6 +157,8 @@ def runs_list(
     """Runs, newest first: status, duration, notebook, key results."""
     from lyra.ops.runs import list_runs
 
+    if not 1 <= limit <= 100_000:
+        _fail(f"--limit={limit}: out of range: must be >= 1 and <= 100000")
     try:
         _, engine = _engine()
         rows = list_runs(engine, status=status, notebook=notebook, schedule=schedule, limit=limit)
@@ -182,9 +197,13 @@ def runs_show(run_id: str,
     t.add_column("what")
     t.add_column("value", overflow="fold")
     for k in ("notebook", "status", "error", "error_cell", "output_dir", "fingerprint", "lyra_version",
-              "git_commit", "env_hash", "rerun_of", "schedule_name", "attempt"):
+              "git_commit", "env_hash", "rerun_of", "schedule_name", "attempt", "owner", "pid"):
         if r[k] not in (None, ""):
             t.add_row(k, str(r[k]))
+    if r["status"] in ("finished", "failed", "timeout") and not r["data_covered"]:
+        t.add_row("data", "the fingerprint covers NO data (the notebook recorded no reads)")
+    if r["heartbeat_ts"]:
+        t.add_row("heartbeat", _fmt_ts(r["heartbeat_ts"]))
     t.add_row("started", _fmt_ts(r["started_ts"]))
     t.add_row("ended", _fmt_ts(r["ended_ts"]))
     t.add_row("seconds", "" if r["duration_s"] is None else f"{r['duration_s']:.2f}")
@@ -198,7 +217,7 @@ def runs_show(run_id: str,
 
 
 # ---------------------------------------------------------------------------- lyra schedule
-schedule_app = typer.Typer(help="Scheduled notebook runs: add, list, remove, pause, resume, run.",
+schedule_app = typer.Typer(help="Scheduled notebook runs: add, list, remove, pause, resume, fire, run.",
                            no_args_is_help=True)
 
 
@@ -221,6 +240,7 @@ def schedule_add(
     if len(args) < 2:
         _fail("give a NAME and a NOTEBOOK")
     name, notebook, pairs = args[0], args[1], _pairs(parameter, args[2:])
+    _check_options(every=every, timeout=timeout, retries=retries, backoff=backoff)
     try:
         _, engine = _engine()
         s = add_schedule(engine, name, notebook, pairs, cron=cron, every_s=every, start=start,
@@ -284,24 +304,98 @@ def schedule_resume(name: str) -> None:
     _set(name, "resume")
 
 
+def _check_options(**values: float | None) -> None:
+    """Every numeric option finite and in range, or exit 2 naming it (``--backoff=nan: ...``)."""
+    from lyra.ops.scheduler import LIMITS, check_number
+
+    for name, value in values.items():
+        opt = name.replace("_", "-")
+        if value is not None:
+            try:
+                check_number(f"--{opt}", value, *LIMITS[opt], integer=opt in ("retries", "max-concurrent"))
+            except LyraError as exc:
+                _fail(str(exc))
+
+
+@schedule_app.command("fire")
+def schedule_fire(
+    name: str,
+    queue: Annotated[bool, typer.Option("--queue", help="Only queue the run for the running daemons "
+                                        "(default: run it here, now, and wait for it).")] = False,
+) -> None:
+    """Run a schedule now, outside its timing.
+
+    Its timeout and retry policy apply (a retry is queued for the daemons). Exit code 0 if the
+    run finished, 1 otherwise."""
+    from lyra.ops.runs import get_run
+    from lyra.ops.scheduler import Scheduler, fire_now
+
+    try:
+        settings, engine = _engine()
+        settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        if queue:
+            rid = fire_now(engine, name)
+            console.print(f"schedule {name}: run {rid} queued; a `lyra schedule run` daemon starts it")
+            return
+        sch = Scheduler(engine, settings, max_concurrent=1)
+        rid = fire_now(engine, name, owner=sch.owner, at_ms=sch.clock.now_ms(), heartbeat_s=sch.heartbeat_s)
+        if not sch.start_queued(rid, expected_owner=sch.owner):
+            _fail(f"schedule {name}: run {rid} could not be started (see `lyra runs show {rid}`)")
+        err.print(f"schedule {name}: run {rid} started; waiting for it (Ctrl-C leaves it to the daemons)")
+        while sch.children:
+            sch.tick(launch_new=False)  # reaps it, enforces its timeout
+            if sch.children:
+                import time
+
+                time.sleep(0.2)
+        r = get_run(engine, rid)
+    except LyraError as exc:
+        _fail(str(exc))
+    assert r is not None
+    _summary(r)
+    retry = [x for x in list_runs_of(engine, name)
+             if x["fire_ts"] == r["fire_ts"] and x["status"] == "queued"]
+    if retry:
+        console.print(f"  retry {retry[0]['attempt'] - 1} queued for {_fmt_ts(retry[0]['started_ts'])} UTC "
+                      "(a `lyra schedule run` daemon starts it)")
+    if r["status"] != "finished":
+        raise typer.Exit(1)
+
+
+def list_runs_of(engine: Any, schedule: str) -> list[dict[str, Any]]:
+    from lyra.ops.runs import list_runs
+
+    return list_runs(engine, schedule=schedule, limit=50)
+
+
 @schedule_app.command("run")
 def schedule_run(
     max_concurrent: Annotated[int, typer.Option(help="At most N runs at once (this daemon).")] = 2,
     poll: Annotated[float, typer.Option(help="Seconds between checks of the schedules.")] = 1.0,
     grace: Annotated[float, typer.Option(help="skip policy: run a missed fire if at most N s late.")] = 60.0,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between a run's heartbeats; a run silent for "
+                                             "2 of them (or whose worker is gone) is marked failed.")] = 10.0,
     duration: Annotated[float | None, typer.Option(help="Stop launching after N seconds (tests).")] = None,
 ) -> None:
-    """The scheduler daemon: launch due runs until SIGTERM/Ctrl-C (then let running ones end).
-    Several daemons may share one database: each fire starts once."""
+    """The scheduler daemon: launch due runs until SIGTERM/Ctrl-C.
+
+    Runs in the foreground; on SIGTERM/Ctrl-C it lets running ones end. Several daemons may
+    share one database: each fire starts once, and any of them recovers the runs of one that
+    died."""
     from lyra.ops.scheduler import Scheduler
 
+    _check_options(max_concurrent=max_concurrent, poll=poll, grace=grace, heartbeat=heartbeat,
+                   duration=duration)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)
     try:
         settings, engine = _engine()
         settings.runs_dir.mkdir(parents=True, exist_ok=True)
-        Scheduler(engine, settings, max_concurrent=max_concurrent, poll_s=poll, grace_s=grace).run(duration)
+        sch = Scheduler(engine, settings, max_concurrent=max_concurrent, poll_s=poll, grace_s=grace,
+                        heartbeat_s=heartbeat)
+        err.print(sch.describe(), soft_wrap=True, highlight=False, markup=False)
+        sch.run(duration)
     except LyraError as exc:
         _fail(str(exc))
 

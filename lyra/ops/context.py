@@ -4,10 +4,12 @@ Import-light on purpose (no papermill, no database): notebooks call these at the
 end. Outside ``lyra run`` / ``lyra schedule`` (plain JupyterLab) they return what they were
 given and write nothing.
 
->>> from lyra.ops.context import current_run_id, record_reads, record_results, session_reads
+>>> from lyra.ops.context import current_run_id, record_files, record_reads, record_results, session_reads
 >>> config = {"venue": "binance", "symbols": ["BTC/USDT"], "timeframe": "1h", "end": "2018-05-01"}
 >>> record_reads(session_reads(config))           # the bars a session will replay
 [DataRange(venue='binance', symbol='BTC/USDT', timeframe='1h', start=None, end='2018-05-01')]
+>>> record_files(["data/ohlcv/coinbase_BTC-USD_1h.csv.gz"])   # files read directly
+[DataFile(path='data/ohlcv/coinbase_BTC-USD_1h.csv.gz')]
 >>> record_results({"fills": 12, "final_equity": "10012.50"})
 {'fills': 12, 'final_equity': '10012.50'}
 >>> current_run_id() is None                      # plain JupyterLab: nothing was written
@@ -49,6 +51,23 @@ class DataRange:
                    None if d.get("end") is None else str(d["end"]))
 
 
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """A data file a notebook read directly (not through the market store): the fingerprint
+    hashes its bytes."""
+
+    path: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataFile:
+        return cls(str(d["file"]))
+
+
+def read_entry(d: Mapping[str, Any]) -> DataRange | DataFile:
+    """One entry of ``reads.json``: a store range or a file."""
+    return DataFile.from_dict(d) if "file" in d else DataRange.from_dict(d)
+
+
 def current_run_id() -> str | None:
     """The id of the run executing this notebook, or None outside the runner."""
     return os.environ.get(ENV_RUN_ID) or None
@@ -71,15 +90,28 @@ def record_reads(ranges: Iterable[DataRange | Mapping[str, Any]]) -> list[DataRa
     """Tell the runner which data this notebook read; it hashes those rows of the store into
     the run's data fingerprint. Calls accumulate (a notebook may read several things)."""
     out = [r if isinstance(r, DataRange) else DataRange.from_dict(r) for r in ranges]
-    run_dir = current_run_dir()
-    if run_dir is not None:
-        path = run_dir / READS_FILE
-        known = json.loads(path.read_text()) if path.exists() else []
-        for r in out:
-            if asdict(r) not in known:
-                known.append(asdict(r))
-        _atomic_json(path, known)
+    _append_reads([asdict(r) for r in out])
     return out
+
+
+def record_files(paths: Iterable[str | os.PathLike[str]]) -> list[DataFile]:
+    """Tell the runner which data files this notebook read directly (sample CSVs, exports);
+    the run's data fingerprint hashes their bytes. Calls accumulate."""
+    out = [DataFile(os.fspath(p)) for p in paths]
+    _append_reads([{"file": str(Path(f.path).resolve())} for f in out])
+    return out
+
+
+def _append_reads(entries: list[dict[str, Any]]) -> None:
+    run_dir = current_run_dir()
+    if run_dir is None:
+        return
+    path = run_dir / READS_FILE
+    known = json.loads(path.read_text()) if path.exists() else []
+    for e in entries:
+        if e not in known:
+            known.append(e)
+    _atomic_json(path, known)
 
 
 def record_results(results: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -11,8 +11,13 @@ A run directory holds::
     parameters.json     the parameters passed (defaults are in the notebook itself)
     run.json            status, start/end, error, data fingerprint, lyra version, git commit
     environment.json    every installed package and its version
-    reads.json          the data ranges the notebook said it read (lyra.ops.context)
+    reads.json          the data ranges and files the notebook said it read (lyra.ops.context)
     results.json        the key results the notebook recorded (lyra.ops.context)
+    kernel.log          the kernel's stderr (quiet runs); worker.log: a scheduled run's output
+
+A notebook that records no reads gets the fingerprint of nothing (``data_covered`` False):
+``lyra run`` and ``lyra runs show`` say so, and a rerun reports "data not recorded" instead of
+claiming the data was the same.
 
 Read side for dashboards: :func:`list_runs` and :func:`get_run` return plain dicts.
 """
@@ -25,33 +30,28 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import os
-import secrets
 import socket
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lyra.core.clock import WALL_CLOCK
 from lyra.core.errors import ConfigError, ValidationError
-from lyra.ops.context import ENV_RUN_DIR, ENV_RUN_ID, READS_FILE, RESULTS_FILE, DataRange
+from lyra.ops.context import ENV_RUN_DIR, ENV_RUN_ID, READS_FILE, RESULTS_FILE, read_entry
+from lyra.ops.lifecycle import STATUSES, finish_run, new_run_id, now_ms, read_liveness
 from lyra.store.tables_ops import runs
 
 log = logging.getLogger(__name__)
 
 KERNEL = "python3"
-STATUSES = ("running", "finished", "failed", "timeout")
+EMPTY_FINGERPRINT = hashlib.sha256().hexdigest()  # lyra.ops.fingerprint.EMPTY, without its imports
 _UNSET = object()
-
-
-def now_ms() -> int:
-    return WALL_CLOCK.now_ms()
 
 
 # ---------------------------------------------------------------------------- validation
@@ -142,9 +142,12 @@ def _coerce(name: str, default: Any, value: Any, raw: bool) -> Any:
                 raise bad(f"expected {want['int']}") from None
         if kind == "float":
             try:
-                return float(text)
+                number = float(text)
             except ValueError:
                 raise bad(f"expected {want['float']}") from None
+            if not math.isfinite(number):
+                raise bad("expected a finite number")
+            return number
         if kind == "bool":
             if text.lower() in ("true", "1", "yes"):
                 return True
@@ -159,6 +162,8 @@ def _coerce(name: str, default: Any, value: Any, raw: bool) -> Any:
             return value  # None or expression defaults: plain text
         value = parsed
     vk = _kind(value)
+    if vk == "float" and not math.isfinite(value):
+        raise bad("expected a finite number")
     if kind in ("none", "any") or vk == kind or (kind == "float" and vk == "int"):
         return list(value) if isinstance(value, tuple) else value
     if vk == "none":
@@ -188,11 +193,6 @@ def plan_run(notebook: str | Path, parameters: Mapping[str, Any] | Sequence[tupl
 
 
 # ---------------------------------------------------------------------------- provenance
-def new_run_id() -> str:
-    """``20261201T120000-a1b2c3``: sortable by start, unique enough (24 random bits + time)."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-
-
 def lyra_version() -> str:
     try:
         return importlib.metadata.version("lyra")
@@ -273,17 +273,6 @@ def register_run(engine: Engine, plan: RunPlan, runs_dir: Path, *, run_id: str |
     return run_id
 
 
-def finish_run(engine: Engine, run_id: str, status: str, **values: Any) -> bool:
-    """Set a running run's final status (no-op, False, if it already has one: e.g. the
-    scheduler marked it ``timeout`` first)."""
-    assert status in STATUSES
-    values.setdefault("ended_ts", now_ms())
-    with engine.begin() as c:
-        n = c.execute(runs.update().where(runs.c.run_id == run_id, runs.c.status == "running")
-                      .values(status=status, **values)).rowcount
-    return bool(n)
-
-
 @contextlib.contextmanager
 def _kernel_env(values: Mapping[str, str]) -> Iterator[None]:
     """The kernel papermill starts inherits os.environ: set the run's variables around it."""
@@ -300,9 +289,11 @@ def _kernel_env(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def execute_registered(engine: Engine, run_id: str, *, settings: Any = None, progress: bool = True,
-                       log_output: bool = False) -> dict[str, Any]:
+                       log_output: bool = False,
+                       during: contextlib.AbstractContextManager[Any] | None = None) -> dict[str, Any]:
     """Execute a registered ``running`` run with papermill and record its outcome. Returns
-    :func:`get_run` of it. Never raises for a failing notebook: the run is marked failed."""
+    :func:`get_run` of it. Never raises for a failing notebook: the run is marked failed.
+    ``during`` wraps the papermill call only (the scheduler's worker: its heartbeat)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -322,11 +313,15 @@ def execute_registered(engine: Engine, run_id: str, *, settings: Any = None, pro
                             "parameters": row["parameters"], "kernel": KERNEL,
                             "started_ts": row["started_ts"], "rerun_of": row["rerun_of"]}
     status, error, cell = "finished", "", None
+    # Quiet runs: the kernel's own stderr (start-up warnings, crashes) goes to kernel.log in the
+    # run folder, not to the terminal.
+    quiet = not (progress or log_output)
+    extra = {"kernel_manager_class": _file_stderr_manager(out / "kernel.log")} if quiet else {}
     try:
-        with _kernel_env(env):
+        with during or contextlib.nullcontext(), _kernel_env(env):
             pm.execute_notebook(str(nb_path), str(out / "notebook.ipynb"), parameters=row["parameters"],
                                 kernel_name=KERNEL, progress_bar=progress, log_output=log_output,
-                                cwd=str(out), request_save_on_cell_execute=True)
+                                cwd=str(out), request_save_on_cell_execute=True, **extra)
     except PapermillExecutionError as exc:
         status, cell = "failed", _failed_source_cell(out / "notebook.ipynb", int(exc.cell_index))
         error = f"{exc.ename}: {exc.evalue}"
@@ -337,8 +332,7 @@ def execute_registered(engine: Engine, run_id: str, *, settings: Any = None, pro
     _write_json(out / "environment.json", packages)
     meta.update(lyra_version=lyra_version(), git_commit=git_commit(), env_hash=_sha256_json(packages))
     reads_path, results_path = out / READS_FILE, out / RESULTS_FILE
-    reads = [DataRange.from_dict(d) for d in json.loads(reads_path.read_text())] \
-        if reads_path.exists() else []
+    reads = [read_entry(d) for d in json.loads(reads_path.read_text())] if reads_path.exists() else []
     fp = fingerprint(settings.market_dir, reads)
     recorded = json.loads(results_path.read_text()) if results_path.exists() else {}
     results = recorded.get("results", {})
@@ -352,6 +346,19 @@ def execute_registered(engine: Engine, run_id: str, *, settings: Any = None, pro
     meta["status"] = final["status"]
     _write_json(out / "run.json", meta)
     return final
+
+
+def _file_stderr_manager(path: Path) -> type:
+    """A jupyter kernel manager whose kernels write their stderr to ``path``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _FileStderrKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            with open(path, "ab") as fh:  # the kernel holds its own copy of the descriptor
+                kw.setdefault("stderr", fh)
+                await super().start_kernel(**kw)
+
+    return _FileStderrKernelManager
 
 
 def _failed_source_cell(executed: Path, fallback: int) -> int:
@@ -400,8 +407,8 @@ def rerun(run_id: str, *, engine: Engine | None = None, settings: Any = None, pr
     old = get_run(engine, run_id)
     if old is None:
         raise ValidationError("rerun", run_id, "no such run", "see `lyra runs list`")
-    if old["status"] == "running":
-        raise ValidationError("rerun", run_id, "is still running")
+    if old["status"] in ("queued", "running"):
+        raise ValidationError("rerun", run_id, f"is still {old['status']}")
     new = run_notebook(old["notebook"], old["parameters"], engine=engine, settings=settings,
                        progress=progress, log_output=log_output, rerun_of=run_id)
     cmp = compare_runs(old, new)
@@ -429,6 +436,8 @@ def compare_runs(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
 
     return {"of": old["run_id"], "results_match": not diffs and bool(a) and new["status"] == "finished",
             "differences": diffs, "fingerprint_match": old["fingerprint"] == new["fingerprint"],
+            "data_covered": old["fingerprint"] not in ("", EMPTY_FINGERPRINT)
+            and new["fingerprint"] not in ("", EMPTY_FINGERPRINT),
             "notebook_match": nb_hash(old) == nb_hash(new), "status": new["status"]}
 
 
@@ -448,9 +457,13 @@ def _as_dict(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     d["parameters"] = json.loads(d["parameters"])
     d["key_results"] = json.loads(d["key_results"] or "{}")
-    d["comparison"] = json.loads(d["comparison"]) if d["comparison"] else None
+    live = read_liveness(d["status"], d["comparison"])
+    d["heartbeat_ts"] = None if live is None else live["heartbeat_ts"]
+    d["heartbeat_s"] = None if live is None else live["heartbeat_s"]
+    d["comparison"] = json.loads(d["comparison"]) if d["comparison"] and live is None else None
     end = d["ended_ts"]
-    d["duration_s"] = None if end is None else (end - d["started_ts"]) / 1000
+    d["duration_s"] = None if end is None or d["status"] == "skipped" else (end - d["started_ts"]) / 1000
+    d["data_covered"] = d["fingerprint"] not in ("", EMPTY_FINGERPRINT)
     return d
 
 

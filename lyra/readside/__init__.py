@@ -18,8 +18,8 @@
 45  sell       0.1  4587.00
 46   buy       0.1  4630.94
 >>> k = kpis(rm.equity_curve("demo"), rm.fills("demo"))
->>> k.trades, round(k.pnl, 2)
-(23, 158.08)
+>>> k.trades, round(k.pnl, 2)   # round trips after fees (lyra.analytics): 23 closed + 1 open
+(24, 158.08)
 >>> engine.dispose()
 
 No SQL lives in the apps: they call :class:`ReadModel` and the pure functions of

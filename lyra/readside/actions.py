@@ -2,6 +2,8 @@
 as everything else:
 
 * :func:`pull_kill_switch` — :class:`lyra.risk.killswitch.KillSwitch.pull` (records who).
+* :func:`rearm_kill_switch` — :class:`lyra.risk.killswitch.KillSwitch.rearm` as the signed-in
+  person (``rearm_kill_switch`` permission: risk_manager, admin), their role from the session.
 * :class:`ManualDesk` — the order ticket: :meth:`ManualDesk.submit` and :meth:`ManualDesk.cancel`
   queue a command for a *running* session (:class:`lyra.session.commands.CommandQueue`); the
   session takes it at its heartbeat and executes it like its strategy's orders: risk
@@ -33,7 +35,7 @@ from lyra.core.instrument import Instrument
 from lyra.core.orders import Order, OrderIntent
 from lyra.core.values import to_decimal
 from lyra.execution.gateway import OrderDoor
-from lyra.risk._types import KillRequest
+from lyra.risk._types import KillRequest, ScopeState
 from lyra.session.commands import Command, CommandQueue
 
 MANUAL_SESSION = "manual"
@@ -60,6 +62,30 @@ def pull_kill_switch(
         session_id=session_id,
         flatten=flatten,
         actor=f"{principal.subject} ({principal.role.value})",
+        reason=reason.strip(),
+    )
+
+
+def rearm_kill_switch(
+    engine: Engine,
+    principal: Principal,
+    *,
+    session_id: str | None,
+    reason: str,
+    jsonl_path: Path | None = None,
+) -> ScopeState:
+    """Set ``session_id`` (None: the global switch) active again as ``principal``."""
+    from lyra.risk.killswitch import KillSwitch
+    from lyra.risk.state import TradingStateStore
+
+    principal.require(Action.REARM_KILL_SWITCH)
+    if not reason.strip():
+        raise ValidationError("reason", reason, "say why trading may resume")
+    store = TradingStateStore(EventLog(engine, jsonl_path))
+    return KillSwitch(store).rearm(
+        session_id=session_id,
+        actor=f"{principal.subject} ({principal.role.value})",
+        role=principal.role,
         reason=reason.strip(),
     )
 
@@ -169,4 +195,4 @@ class ManualDesk:
         return out
 
 
-__all__ = ["MANUAL_SESSION", "ManualDesk", "pull_kill_switch"]
+__all__ = ["MANUAL_SESSION", "ManualDesk", "pull_kill_switch", "rearm_kill_switch"]

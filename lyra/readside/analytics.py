@@ -7,16 +7,20 @@ Each function is small and checked against a hand-worked example in
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+import lyra.analytics as an
 from lyra.core.errors import ValidationError
 from lyra.risk.var import empirical_var_es
 
-MS_PER_YEAR = 365.25 * 24 * 3600 * 1000
+#: A year of the default conventions (365 days: crypto trades every day), in ms.
+MS_PER_YEAR = 365 * 24 * 3600 * 1000
 
 
 # ---------------------------------------------------------------------- downsampling
@@ -48,6 +52,8 @@ def downsample_ohlc(bars: pd.DataFrame, max_points: int = 2000) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- performance
+# Every figure here comes from lyra.analytics (the conventions live in its docstring), so a
+# dashboard shows what research and the reports show for the same curve.
 def returns(equity: pd.Series) -> pd.Series:
     """Simple returns between consecutive equity snapshots."""
     e = pd.Series(equity, dtype="float64")
@@ -57,23 +63,21 @@ def returns(equity: pd.Series) -> pd.Series:
 def drawdown(equity: pd.Series) -> pd.Series:
     """Underwater curve: equity / running peak - 1 (0 at new highs, negative below)."""
     e = pd.Series(equity, dtype="float64")
-    return e / e.cummax() - 1.0
+    return pd.Series(an.drawdown_series(e.to_numpy()), index=e.index)
 
 
-def periods_per_year(ts: pd.Series) -> float:
-    """How many snapshot intervals make a year (from the median spacing of ``ts`` in ms)."""
-    d = np.diff(np.asarray(ts, dtype="int64"))
-    d = d[d > 0]
-    return float(MS_PER_YEAR / np.median(d)) if d.size else float("nan")
+def periods_per_year(ts: pd.Series, conventions: an.Conventions = an.DEFAULT_CONVENTIONS) -> float:
+    """How many snapshot intervals make a year of ``conventions.year_days`` (365) days,
+    from the median spacing of ``ts`` in ms."""
+    return an.periods_per_year(np.asarray(ts, dtype="int64"), conventions)
 
 
 def sharpe(rets: pd.Series, per_year: float) -> float:
-    """Annualised Sharpe ratio (zero risk-free rate, sample std); NaN when undefined."""
+    """Annualised Sharpe ratio (:func:`lyra.analytics.sharpe_ratio`); NaN when undefined."""
     r = pd.Series(rets, dtype="float64").dropna()
-    if len(r) < 2 or not np.isfinite(per_year):
+    if not np.isfinite(per_year):
         return float("nan")
-    sd = float(r.std(ddof=1))
-    return float(r.mean() / sd * math.sqrt(per_year)) if sd > 0 else float("nan")
+    return an.sharpe_ratio(r.to_numpy(), per_year)
 
 
 def rolling_volatility(rets: pd.Series, window: int, per_year: float) -> pd.Series:
@@ -94,7 +98,8 @@ def var_es(rets: pd.Series, confidence: float = 0.95) -> tuple[float, float]:
 
 def trade_pnls(fills: pd.DataFrame) -> pd.Series:
     """Realised PnL (before fees) of each fill that reduces a position, average-cost method,
-    per session and instrument, in fill order. The index is the fill's row."""
+    per session and instrument, in fill order. The index is the fill's row. A display of
+    closing fills; the win rate and trade count are per round trip (:func:`kpis`)."""
     out: dict[int, float] = {}
     state: dict[tuple[str, str], tuple[float, float]] = {}
     for i, sid, iid, q, px in zip(
@@ -121,9 +126,13 @@ def trade_pnls(fills: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype="float64")
 
 
+_NAN = float("nan")
+
+
 @dataclass(frozen=True)
 class Kpis:
-    """Headline figures of one session (money in its quote currency)."""
+    """Headline figures of one session (money in its quote currency), as
+    :mod:`lyra.analytics` defines them."""
 
     equity: float
     start_equity: float
@@ -132,10 +141,19 @@ class Kpis:
     pnl_mtd: float
     pnl_ytd: float
     sharpe: float
-    max_drawdown: float  #: negative fraction, e.g. -0.12
-    win_rate: float  #: fraction of closing trades with positive PnL (NaN: none)
-    trades: int  #: closing trades
-    fees: float
+    max_drawdown: float  #: positive fraction, e.g. 0.12 = 12 % below the peak
+    win_rate: float  #: share of closed round trips with a positive P&L after fees (NaN: none)
+    trades: int  #: round trips: the closed ones plus the open one(s)
+    fees: float  #: every fill's fee, valued in the quote currency
+    sortino: float = _NAN
+    calmar: float = _NAN
+    annualized_return: float = _NAN
+    annualized_volatility: float = _NAN
+    profit_factor: float = _NAN
+    exposure: float = _NAN
+    turnover: float = _NAN
+    fees_share: float = _NAN
+    periods_per_year: float = _NAN
 
 
 def _pnl_since(curve: pd.DataFrame, start: pd.Timestamp) -> float:
@@ -144,19 +162,61 @@ def _pnl_since(curve: pd.DataFrame, start: pd.Timestamp) -> float:
     return float(curve["equity"].iloc[-1]) - base
 
 
-def kpis(curve: pd.DataFrame, fills: pd.DataFrame, start_equity: float | None = None) -> Kpis:
-    """KPIs from an equity curve (:meth:`ReadModel.equity_curve`) and the session's fills.
-    "Today", "MTD" and "YTD" are on the session's own clock (its last snapshot)."""
-    fee_total = float(fills["fee"].sum()) if len(fills) else 0.0
-    tp = trade_pnls(fills) if len(fills) else pd.Series(dtype="float64")
-    win = float((tp > 0).mean()) if len(tp) else float("nan")
+def session_metrics(
+    curve: pd.DataFrame,
+    fills: pd.DataFrame,
+    start_equity: float | None = None,
+    *,
+    fee_rates: Mapping[str, an.FeeRate] | None = None,
+    conventions: an.Conventions = an.DEFAULT_CONVENTIONS,
+) -> dict[str, Any]:
+    """:data:`lyra.analytics.METRIC_NAMES` (plus ``fees_share`` and ``periods_per_year``) of a
+    session from its equity snapshots and fills: trades are exact round trips after fees
+    from the ledger's Decimal columns, the period is the snapshots' median spacing."""
+    v, init, _ts = an.session_curve(curve, start_equity)
+    tf = an.fills_from_frame(fills) if len(fills) else []
+    trips = an.round_trips(tf, fee_rates)
+    ts_all = curve.drop_duplicates("ts", keep="last")["ts"] if len(curve) else curve.get("ts", [])
+    ppy = an.periods_per_year(np.asarray(ts_all, dtype="int64"), conventions)
+    closed = [t for t in trips if t.closed]
+    fee_total = float(sum((t.fees for t in trips), Decimal(0)))
+    if "positions" in curve and len(curve):
+        held = curve.drop_duplicates("ts", keep="last")["positions"].map(lambda p: float(bool(p)))
+        pos = held.to_numpy()[len(held) - len(v):]
+    else:
+        pos = np.array([])
+    notional = np.asarray([float(f.quantity * f.price) for f in tf], dtype="float64")
+    if v.size == 0:
+        m: dict[str, Any] = {k: _NAN for k in an.METRIC_NAMES}
+        m.update(n_trades=len(trips), max_drawdown=0.0, fees_paid=fee_total, final_equity=init)
+    else:
+        m = an.compute_metrics(
+            v, init, ppy, trade_pnl=[float(t.pnl) for t in closed], n_open_trades=len(trips) - len(closed),
+            position=pos, traded_notional=notional, fees=[fee_total], conventions=conventions,
+        )
+    summary = an.trades_summary(trips)  # exact Decimal ratios (equal to the float ones)
+    m["win_rate"], m["profit_factor"] = summary["win_rate"], summary["profit_factor"]
+    m["fees_share"] = an.fees_share(fee_total, v, init)
+    m["periods_per_year"] = ppy
+    return m
+
+
+def kpis(curve: pd.DataFrame, fills: pd.DataFrame, start_equity: float | None = None,
+         *, fee_rates: Mapping[str, an.FeeRate] | None = None) -> Kpis:
+    """KPIs from an equity curve (:meth:`ReadModel.equity_curve`) and the session's fills
+    (:func:`session_metrics`). "Today", "MTD" and "YTD" are on the session's own clock (its
+    last snapshot)."""
+    m = session_metrics(curve, fills, start_equity, fee_rates=fee_rates)
+    extra = {k: m[k] for k in ("sortino", "calmar", "annualized_return", "annualized_volatility",
+                               "profit_factor", "exposure", "turnover", "fees_share",
+                               "periods_per_year")}
     if curve.empty:
-        s = float("nan") if start_equity is None else start_equity
-        return Kpis(s, s, 0.0, 0.0, 0.0, 0.0, float("nan"), 0.0, win, len(tp), fee_total)
+        s = _NAN if start_equity is None else start_equity
+        return Kpis(s, s, 0.0, 0.0, 0.0, 0.0, _NAN, 0.0, m["win_rate"], m["n_trades"], m["fees_paid"],
+                    **extra)
     last = pd.Timestamp(curve["time"].iloc[-1])
     eq = float(curve["equity"].iloc[-1])
     first = float(curve["equity"].iloc[0]) if start_equity is None else start_equity
-    rets = returns(curve["equity"])
     return Kpis(
         equity=eq,
         start_equity=first,
@@ -164,11 +224,12 @@ def kpis(curve: pd.DataFrame, fills: pd.DataFrame, start_equity: float | None = 
         pnl_today=_pnl_since(curve, last.normalize()),
         pnl_mtd=_pnl_since(curve, last.normalize().replace(day=1)),
         pnl_ytd=_pnl_since(curve, last.normalize().replace(month=1, day=1)),
-        sharpe=sharpe(rets, periods_per_year(curve["ts"])),
-        max_drawdown=float(drawdown(curve["equity"]).min()),
-        win_rate=win,
-        trades=len(tp),
-        fees=fee_total,
+        sharpe=m["sharpe"],
+        max_drawdown=m["max_drawdown"],
+        win_rate=m["win_rate"],
+        trades=m["n_trades"],
+        fees=m["fees_paid"],
+        **extra,
     )
 
 

@@ -238,6 +238,7 @@ class ReadModel:
             frame = pd.DataFrame(conn.execute(q).all(), columns=[c.name for c in fills.columns])
         frame = frame.iloc[::-1].reset_index(drop=True)
         for c in ("quantity", "price", "fee"):
+            frame[f"{c}_exact"] = frame[c]  # the ledger's Decimal, for exact trade accounting
             frame[c] = _float(frame[c])
         frame["notional"] = frame["quantity"] * frame["price"]
         frame["signed_qty"] = np.where(frame["side"] == "buy", frame["quantity"], -frame["quantity"])

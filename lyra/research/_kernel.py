@@ -195,9 +195,11 @@ def finalize(acc: F64, ann: float) -> dict[str, F64]:
         var = acc[:, A_M2] / (n - 1)
         sd = np.sqrt(var)
         mean = acc[:, A_MEAN]
-        sharpe = np.where(sd == 0.0, np.inf, mean / sd * np.sqrt(ann))
+        # A zero denominator: nan over a zero numerator, else inf with its sign (lyra.analytics).
+        flat = np.where(mean == 0.0, np.nan, np.sign(mean) * np.inf)
+        sharpe = np.where(sd == 0.0, flat, mean / sd * np.sqrt(ann))
         down = np.sqrt(acc[:, A_DOWN2] / n) * np.sqrt(ann)
-        sortino = np.where(down == 0.0, np.inf, mean * ann / down)
+        sortino = np.where(down == 0.0, flat, mean * ann / down)
         n_closed = acc[:, A_N_CLOSED]
         win_rate = np.where(n_closed > 0, acc[:, A_WINS] / n_closed, np.nan)
         gw = acc[:, A_GROSS_WIN]

@@ -86,6 +86,12 @@ def walk_forward(
     cost = cost or CostModel()
     rows: list[dict[str, Any]] = []
     curves: list[pd.Series] = []
+    # What the folds traded, so the out-of-sample summary counts their trades and fees.
+    pnls: list[np.ndarray] = []
+    notionals: list[np.ndarray] = []
+    fee_parts: list[np.ndarray] = []
+    positions: list[pd.Series] = []
+    n_open = 0
     equity_now = float(init_cash)
     idx = naive_utc_index(data.index)
     start = 0
@@ -128,6 +134,11 @@ def walk_forward(
                                 traded_notional=orders["size"] * orders["price"], fees=orders["fees"])
         curve = pf.value()
         curves.append(curve)
+        pnls.append(tr[tr["status"] == 1]["pnl"])
+        notionals.append(orders["size"] * orders["price"])
+        fee_parts.append(orders["fees"])
+        positions.append(pf.assets())
+        n_open += int((tr["status"] == 0).sum())  # a fold's open trade ends with its fold
         rows.append({
             "fold": fold,
             "train_start": data.index[t0], "train_end": data.index[tr_end - 1],
@@ -145,5 +156,9 @@ def walk_forward(
     eq.index = pd.DatetimeIndex(eq.index).tz_localize("UTC")
     eq.name = "oos_equity"
     v = eq.to_numpy()
-    overall = m.compute_metrics(v, init_cash, ann)
+    pos = pd.concat(positions)
+    pos = pos[~pos.index.duplicated(keep="last")]
+    overall = m.compute_metrics(v, init_cash, ann, trade_pnl=np.concatenate(pnls), n_open_trades=n_open,
+                                position=pos.to_numpy(), traded_notional=np.concatenate(notionals),
+                                fees=np.concatenate(fee_parts))
     return WalkForwardResult(pd.DataFrame(rows), eq, metric, list(grid), overall)

@@ -1,8 +1,10 @@
 """``lyra kill`` and ``lyra risk status|rearm``.
 
 ``lyra kill --all --actor alice --reason "exchange outage" [--flatten]`` halts every session
-sharing the database; ``--session S1`` halts one. ``lyra risk rearm --actor bob --role
-risk_manager --all`` lifts it (the role must be allowed to re-arm).
+sharing the database; ``--session S1`` halts one. ``lyra risk rearm --all --as-user bob`` lifts
+it: bob's password and TOTP code are asked, and his role (from the database, never from a
+flag) must be allowed to re-arm; ``LYRA_API_KEY`` or ``--local-admin`` (the OS owner of
+LYRA_HOME) work too (:mod:`lyra.auth.operator`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lyra.auth.operator import (
+    AsUserOpt,
+    CredentialsStdinOpt,
+    LocalAdminOpt,
+    OperatorRefused,
+    resolve_operator,
+)
 from lyra.core.errors import LyraError
 
 risk_app = typer.Typer(help="Risk: trading state, limits, breakers, re-arm.", no_args_is_help=True)
@@ -83,29 +92,44 @@ def kill_command(
 
 @risk_app.command("rearm")
 def rearm_command(
-    actor: Annotated[str, typer.Option("--actor", help="Who re-arms (recorded).")],
-    role: Annotated[str, typer.Option("--role", help="Their role; must be allowed to re-arm.")],
     session: Annotated[str | None, typer.Option("--session", help="Re-arm this session.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Re-arm the global switch.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+    role: Annotated[str | None, typer.Option("--role", hidden=True)] = None,
+    actor: Annotated[str | None, typer.Option("--actor", hidden=True)] = None,
 ) -> None:
-    """Lift a halt (kill switch or breaker) after checking the role may do so."""
-    from lyra.auth.permissions import PermissionDenied, parse_role
+    """Lift a halt (kill switch or breaker) as an authenticated person whose role may re-arm
+    (--as-user NAME with password + TOTP, LYRA_API_KEY, or --local-admin)."""
+    from lyra.auth.permissions import Action, PermissionDenied
+    from lyra.auth.service import AuthService
 
+    if role is not None or actor is not None:
+        _fail("--role/--actor are not accepted: say who you are with --as-user NAME (password + TOTP), "
+              "LYRA_API_KEY or --local-admin; the role comes from your account", code=3)
     target = _which(session, all_)
     store: Any = None
     try:
-        r = parse_role(role)
-        _, store, ks = _open()
-        st = ks.rearm(session_id=target, actor=actor, role=r, reason=reason)
-    except PermissionDenied as exc:
+        settings, store, ks = _open()
+        svc = AuthService.from_settings(settings, engine=store.engine, need_signing_key=False)
+        try:
+            who = resolve_operator(svc, settings.home, local_admin_flag=local_admin, as_user=as_user,
+                                   credentials_stdin=credentials_stdin)
+            svc.authorize(who, Action.REARM_KILL_SWITCH, path="cli:risk rearm")  # recorded if refused
+        finally:
+            svc.flush_failures()
+        st = ks.rearm(session_id=target, actor=who.subject, role=who.role, reason=reason)
+    except (PermissionDenied, OperatorRefused) as exc:
         _fail(str(exc), code=3)
     except LyraError as exc:
         _fail(str(exc))
     finally:
         if store is not None:  # a refused re-arm must close its connections too
             store.engine.dispose()
-    console.print(f"[green]re-armed[/] {st.scope} by {actor} ({r.value}); state {st.state.value}")
+    console.print(f"[green]re-armed[/] {st.scope} by {who.subject} ({who.role.value}); "
+                  f"state {st.state.value}")
 
 
 @risk_app.command("status")

@@ -21,7 +21,9 @@ err = Console(stderr=True)
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[bold red]error:[/] {msg}")
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -56,7 +58,11 @@ def _run(config: Any, engine: Any, settings: Any, quiet: bool) -> Any:
             bar.update(n - last[0])
             last[0] = n
 
-        result = session.run(on_progress=progress)
+        from lyra.metrics.session import session_metrics
+
+        # /metrics on loopback while it runs (metrics never stop the run)
+        with session_metrics(session, settings=settings):
+            result = session.run(on_progress=progress)
         bar.update(result.events - last[0])
     return result
 
@@ -86,7 +92,8 @@ def start(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Start a session from a config file and run it to the end of its data."""
-    from lyra.session.config import load_session_config
+    from lyra.session.config import check_data_range, load_session_config
+    from lyra.settings import load_settings
 
     overrides: dict[str, Any] = {}
     for item in set_ or []:
@@ -101,6 +108,7 @@ def start(
         overrides["session_id"] = session_id
     try:
         cfg = load_session_config(config if config else {}, **overrides)
+        check_data_range(cfg, load_settings().market_dir)  # before anything is written
         from lyra.session.lease import SessionLease
         from lyra.session.registry import SessionRegistry
 

@@ -48,6 +48,7 @@ from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.enums import OrderEventType, OrderStatus
 from lyra.core.errors import LyraError, ValidationError
 from lyra.core.orders import TRANSITIONS, Order, OrderIntent
+from lyra.core.values import plain_str
 from lyra.store.tables_session import session_commands as sc
 
 if TYPE_CHECKING:
@@ -128,6 +129,38 @@ class Command:
         if not self.finished:
             return f"sent to session {self.session_id}: waiting for it to take command #{self.id}"
         return f"sent to session {self.session_id}: {self.result}"
+
+
+@dataclass
+class _FollowUp:
+    """A taken command whose orders are still working: its answer so far and their outcomes."""
+
+    command_id: int
+    status: str
+    result: str
+    client_order_id: str
+    outcomes: dict[str, str]  #: client order id -> how it ended ("" while working)
+    filled: bool = False  #: any of its orders filled (else a rejection refuses the command)
+
+
+def outcome(order: Order, instrument: Any = None, fee_currency: str = "") -> str:
+    """How an order ended, for a person: ``filled 0.05 at 10000.01, fee 3.00 USD``,
+    ``cancelled (filled 0.01 of 0.05 at ...)``, ``rejected by the venue: no market price``."""
+    q = plain_str(order.filled_quantity)
+    avg = order.avg_fill_price
+    # the average price on the venue's tick (2 decimals for a 0.01 tick: money as people write it)
+    px = "" if avg is None else f"{avg.quantize(instrument.price_increment):f}" if instrument is not None \
+        else plain_str(avg)
+    ccy = f" {fee_currency}" if fee_currency else (f" {instrument.quote}" if instrument is not None else "")
+    filled = f"{q} at {px}, fee {plain_str(order.fees)}{ccy}" if avg is not None else ""
+    st = order.status
+    reason = order.history[-1].reason if order.history else ""
+    if st is OrderStatus.FILLED:
+        return f"{order.client_order_id} filled {filled}"
+    if st is OrderStatus.REJECTED:
+        return f"{order.client_order_id} rejected by the venue: {reason}"
+    part = f" (filled {filled} of {plain_str(order.quantity)})" if filled else ""
+    return f"{order.client_order_id} {st.value}{part}" + (f": {reason}" if reason and not part else "")
 
 
 def _row(r: Any) -> Command:
@@ -277,13 +310,17 @@ class CommandQueue:
     def mark(self, command_id: int, status: str, result: str, *, client_order_id: str = "",
              only_pending: bool = True) -> bool:
         """Record the outcome (``done``/``refused``) and log ``command.done``; False if the
-        command was not pending any more (``only_pending``): an outcome is written once."""
+        command was not pending any more (``only_pending``): an outcome is written once.
+        With ``only_pending=False`` (an order's final state, once it is known) the row is
+        written only if its status or result change, so a resumed run marks nothing twice."""
         if status not in ("done", "refused"):
             raise ValidationError("status", status, "must be done or refused")
         now = self.clock.now_ms()
         q = sc.update().where(sc.c.id == command_id)
         if only_pending:
             q = q.where(sc.c.status == "pending")
+        else:
+            q = q.where(sa.or_(sc.c.status != status, sc.c.result != result))
         with self.log.transaction() as tx:
             n = tx.conn.execute(q.values(status=status, result=result, client_order_id=client_order_id,
                                          done_ts=now)).rowcount
@@ -308,6 +345,8 @@ class SessionCommands:
         self.s = session
         self.queue = CommandQueue(session.engine, session.log.jsonl_path, clock=clock)
         self._applied: set[int] | None = None  # command ids in this session's log
+        #: operator orders still working, by client order id -> their command's follow-up
+        self.watching: dict[str, _FollowUp] = {}
 
     def schedule(self) -> dict[int, list[dict[str, Any]]]:
         """Logged commands still to be re-verified, by the event count they were taken at
@@ -340,6 +379,7 @@ class SessionCommands:
             applied.add(cmd.id)
             self.s.recorder.commit()  # on record before the row says so (and SQLite: one writer)
             self.queue.mark(cmd.id, status, result, client_order_id=cid)
+            self._follow(cmd.id, cmd.kind, status, result, cid)
 
     def redo(self, infos: list[dict[str, Any]], n: int, t: int) -> None:
         """Resuming: do again what the logged commands made the run do at this event. Their
@@ -349,6 +389,30 @@ class SessionCommands:
             self._applied_ids().add(int(info["command_id"]))
             self.s.recorder.commit()
             self.queue.mark(int(info["command_id"]), status, result, client_order_id=cid)
+            self._follow(int(info["command_id"]), str(info["kind"]), status, result, cid)
+
+    def order_done(self, order: Order, fee_currency: str = "") -> None:
+        """An operator's order reached its final state (filled, cancelled, rejected, expired):
+        its command's answer says so, with the fill price and fee (called by the session
+        for orders in :attr:`watching`)."""
+        fu = self.watching.pop(order.client_order_id, None)
+        if fu is None:
+            return
+        fu.outcomes[order.client_order_id] = outcome(order, self.s.instruments.get(order.instrument_id),
+                                                     fee_currency)
+        if order.filled_quantity > 0:
+            fu.filled = True
+        if any(c in self.watching for c in fu.outcomes):
+            return  # a rebalance: answered once all its orders are done
+        result = "; ".join([fu.result, *fu.outcomes.values()])
+        rejected = all(" rejected by the venue" in text for text in fu.outcomes.values())
+        status = "refused" if rejected and not fu.filled else fu.status
+        self.s.recorder.commit()  # the order's end is on record before its command says so
+        try:
+            self.queue.mark(fu.command_id, status, result, client_order_id=fu.client_order_id,
+                            only_pending=False)
+        except Exception:  # the answer is a courtesy: the order's end is in the log either way
+            log.exception("could not record the outcome of command %s", fu.command_id)
 
     def close(self, status: str) -> None:
         """The session ends: refuse what it will not take any more (never run it late)."""
@@ -359,6 +423,22 @@ class SessionCommands:
             log.exception("could not refuse the pending commands of %s", self.s.sid)
 
     # -- internals -----------------------------------------------------------------------------
+    def _follow(self, command_id: int, kind: str, status: str, result: str, first_cid: str) -> None:
+        """Watch the orders a taken submit or rebalance sent until each is done (see
+        :meth:`order_done`)."""
+        if kind not in ("submit", "rebalance") or status != "done" or not first_cid:
+            return
+        state = self.s.ledger.state
+        cids = [c for c, o in state.orders.items() if c >= first_cid and o.intent.tag.startswith(
+            ("manual:", "rebalance:")) and state.order_sessions.get(c) == self.s.sid
+            and o.status is not OrderStatus.DENIED and c not in self.watching]
+        fu = _FollowUp(command_id, status, result, first_cid, {c: "" for c in sorted(cids)})
+        done = [state.orders[c] for c in fu.outcomes if state.orders[c].status.is_terminal]
+        for c in fu.outcomes:
+            self.watching[c] = fu
+        for o in done:
+            self.order_done(o)
+
     def _applied_ids(self) -> set[int]:
         if self._applied is None:
             self._applied = {int(r.data()["command_id"])

@@ -63,6 +63,21 @@ def stream_head(engine: Engine, session_id: str) -> int:
         return int(conn.execute(q).scalar() or 0)
 
 
+class FeedSleep:
+    """A paced feed's sleep, handed to the feed when it is built (``ReplayFeed(sleep=...)``):
+    ``time.sleep`` until a run's control plane takes it over, so that stop, kill and operator
+    commands are polled while the feed waits for its next event (no private attribute of the
+    feed is touched)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self) -> None:
+        self.target: Callable[[float], None] = time.sleep
+
+    def __call__(self, seconds: float) -> None:
+        self.target(seconds)
+
+
 class ControlPlane:
     """Lease, polls, pacing and signals of one session (see the module doc)."""
 
@@ -81,7 +96,6 @@ class ControlPlane:
         #: the signal that asked this run to stop (SIGTERM/SIGINT), if any
         self.signalled: int | None = None
         self._handlers: dict[int, Any] = {}
-        self._feed_sleep: Callable[[float], None] | None = None
         self._keeper: _LeaseKeeper | None = None
 
     # ------------------------------------------------------------------ start and end
@@ -115,10 +129,8 @@ class ControlPlane:
         self.interval_s = interval_s
         self.on_progress = on_progress
         self.next_poll = time.monotonic() + interval_s
-        if self.paced:
-            feed: Any = self.s.feed
-            self._feed_sleep = feed._sleep
-            feed._sleep = self.sleep
+        if self.paced and self.s.feed_sleep is not None:
+            self.s.feed_sleep.target = self.sleep
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._handlers[sig] = signal.signal(sig, self._on_signal)
@@ -131,10 +143,8 @@ class ControlPlane:
         for sig, old in self._handlers.items():
             signal.signal(sig, old)
         self._handlers.clear()
-        if self._feed_sleep is not None:
-            feed: Any = self.s.feed
-            feed._sleep = self._feed_sleep
-            self._feed_sleep = None
+        if self.s.feed_sleep is not None:
+            self.s.feed_sleep.target = time.sleep
         self.s.log.fence = None
         try:
             self.lease.release()

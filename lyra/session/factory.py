@@ -12,6 +12,7 @@ from lyra.core.errors import ConfigError, ValidationError
 from lyra.core.orders import Order
 from lyra.core.timeutil import datetime_to_ms, parse_utc
 from lyra.session.config import SessionConfig
+from lyra.session.control import FeedSleep
 from lyra.session.runtime import Session, session_instruments
 
 
@@ -32,9 +33,10 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
     start = datetime_to_ms(parse_utc(config.start)) if config.start else None
     end = datetime_to_ms(parse_utc(config.end)) if config.end else None
     datasets = [(config.venue, s, config.timeframe) for s in config.symbols]
+    pacer = FeedSleep()  # the control plane polls while the paced feed waits
     try:
         feed = ReplayFeed.from_store(store, datasets, start=start, end=end,
-                                     speed=config.speed if config.mode == "paper" else None)
+                                     speed=config.speed if config.mode == "paper" else None, sleep=pacer)
     except (ValidationError, FileNotFoundError) as exc:
         raise ConfigError("symbols", list(config.symbols),
                           f"no {config.timeframe} data in the store: {exc}",
@@ -48,7 +50,7 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
     # Risk sizes orders by what this broker reserves (one cost rule: lyra.core.costs).
     costs = broker.cost_rules()
     return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
-                   clock=clock, jsonl_path=jsonl_path,
+                   clock=clock, jsonl_path=jsonl_path, feed_sleep=pacer,
                    risk_context=lambda session, order: risk_context(session, order, costs=costs))
 
 

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: A strategy's orders denied this many times in a row on one instrument: the session records
-#: it (``session.denials``) and stops sending that intent until the signal changes.
+#: it (``session.denials``) and stops sending that intent until the signal changes. The
+#: default of the session config's ``denied_in_row_limit``.
 DENIED_IN_ROW_LIMIT = 20
 
 #: Tag prefixes of orders a person placed (ticket, rebalance): booked to the operator book.
@@ -64,7 +65,7 @@ class OrderGateway:
         self.operator_holdings: dict[str, Decimal] = {}
         self._operator_orders: set[str] = set()
         #: consecutive denials of a strategy's orders before it is held back (``session.denials``)
-        self.denial_limit = DENIED_IN_ROW_LIMIT
+        self.denial_limit = session.config.denied_in_row_limit
         self._denied_in_row: dict[str, int] = {}
         self._held: dict[str, Any] = {}  # instrument -> the side no longer sent
 

@@ -39,10 +39,11 @@ from lyra.core.market import MarketEvent
 from lyra.core.orders import Order
 from lyra.core.values import ZERO, plain_str
 from lyra.execution.broker import OrderReport
+from lyra.execution.gateway import RiskGate
 from lyra.portfolio import Portfolio
 from lyra.session.config import SessionConfig
 from lyra.session.recorder import SessionRecorder
-from lyra.session.runtime import RiskGate, Session
+from lyra.session.runtime import Session
 from lyra.venues import get_venue
 
 if TYPE_CHECKING:

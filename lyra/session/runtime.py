@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -37,13 +37,17 @@ from lyra.core.timeutil import timeframe_to_ms
 from lyra.core.values import ZERO, to_decimal
 from lyra.execution.algos import ParentIntent
 from lyra.execution.broker import Broker
+from lyra.execution.gateway import RiskGate
+from lyra.feeds.replay import ReplayFeed
 from lyra.portfolio.portfolio import Portfolio
+from lyra.risk.engine import RiskEngine
 from lyra.session import algo_runtime
 from lyra.session.commands import SessionCommands
 from lyra.session.config import SessionConfig
-from lyra.session.control import ControlPlane, StopRun
+from lyra.session.control import ControlPlane, FeedSleep, StopRun
 from lyra.session.gateway import OrderGateway
 from lyra.session.lease import LeaseLost
+from lyra.session.protocols import CloseOnly, TracksPosition, emits_parents, survives_restart
 from lyra.session.recorder import SessionRecorder
 from lyra.session.registry import SessionRegistry
 from lyra.session.strategies import build_strategy
@@ -53,34 +57,6 @@ E = OrderEventType
 
 #: Wall-clock interval between heartbeats / stop and kill-switch polls.
 POLL_INTERVAL_S = 0.25
-
-
-class RiskGate(Protocol):
-    """What the session needs from the risk engine (``lyra.risk.RiskEngine``)."""
-
-    def check(self, order: Order, ctx: Any) -> Any: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A risk decision as the session records it (``risk.decision`` in the log)."""
-
-    decision_id: str
-    client_order_id: str
-    approved: bool
-    reason: str
-    check: str
-    quantity: Decimal
-
-    def to_payload(self) -> dict[str, Any]:
-        return {"decision_id": self.decision_id, "client_order_id": self.client_order_id,
-                "approved": self.approved, "reason": self.reason, "check": self.check,
-                "quantity": str(self.quantity)}
-
-    @classmethod
-    def from_payload(cls, p: Mapping[str, Any]) -> Decision:
-        return cls(p["decision_id"], p["client_order_id"], bool(p["approved"]), p["reason"], p["check"],
-                   Decimal(p["quantity"]))
 
 
 @dataclass(slots=True)
@@ -132,11 +108,14 @@ class Session:
     def __init__(self, config: SessionConfig, *, engine: Engine, feed: Iterable[MarketEvent],
                  broker: Broker, risk: RiskGate | None, instruments: Mapping[str, Instrument],
                  clock: ReplayClock, jsonl_path: Path | None = None,
-                 risk_context: Callable[[Session, Order], Any] | None = None) -> None:
+                 risk_context: Callable[[Session, Order], Any] | None = None,
+                 feed_sleep: FeedSleep | None = None) -> None:
         self.config = config
         self.sid = config.session_id
         self.engine = engine
         self.feed = feed
+        #: the paced feed's sleep (given to it when built), taken over by the control plane
+        self.feed_sleep = feed_sleep
         self.broker = broker
         self.risk = risk
         self._risk_context = risk_context
@@ -158,7 +137,7 @@ class Session:
         self.algos: algo_runtime.AlgoBook | None = None
         self._algo_busy = False
         spec = algo_runtime.execution_spec(config)
-        if spec is not None or any(getattr(st, "emits_parents", False) for st in self.strategies.values()):
+        if spec is not None or any(emits_parents(st) for st in self.strategies.values()):
             book = self.algos = algo_runtime.AlgoBook(self.sid, self.instruments)
             self.strategies = {iid: algo_runtime.AlgoDriver(st, iid, book, spec, clock, self._algo_changed)
                                for iid, st in self.strategies.items()}
@@ -176,15 +155,17 @@ class Session:
         self.result = SessionResult(self.sid)
         self._bars_since_equity = 0
         # Venues that keep state across our restarts (live) need write-ahead commits.
-        self._write_ahead = bool(getattr(broker, "survives_restart", False))
+        self._write_ahead = survives_restart(broker)
         # Breaker hooks, only for the breakers that are switched on (they cost per bar/fill,
         # and a trip writes to the database, so the open batch is committed first).
-        b = getattr(getattr(risk, "config", None), "breakers", None)
+        b = risk.config.breakers if isinstance(risk, RiskEngine) else None
         self._fill_hooks = b is not None and any(
-            getattr(b, k) is not None for k in ("daily_loss_limit", "daily_loss_pct", "max_drawdown_pct",
-                                                "max_consecutive_losses"))
-        self._bar_hooks = b is not None and any(
-            getattr(b, k) is not None for k in ("vol_spike_ratio", "stale_after_ms"))
+            x is not None for x in (b.daily_loss_limit, b.daily_loss_pct, b.max_drawdown_pct,
+                                    b.max_consecutive_losses))
+        self._bar_hooks = b is not None and (b.vol_spike_ratio is not None or b.stale_after_ms is not None)
+        #: the risk engine whose breakers the session feeds (bars, fills, equity), if any is on
+        self._breakers: RiskEngine | None = risk if isinstance(risk, RiskEngine) and (
+            self._fill_hooks or self._bar_hooks) else None
         self._realized: dict[str, Decimal] = {}
         # Kill switch: requests pulled from any process (``lyra kill``), polled with the
         # heartbeat. Where one was acted on is recorded (``session.kill`` with the event
@@ -210,43 +191,17 @@ class Session:
         SIGTERM/SIGINT), or ``max_events`` events. Refused (``LeaseHeld``) if another live
         process owns the session; stops with ``LeaseLost`` if one takes it over."""
         t_start = time.perf_counter()
-        ctl = self.control
-        ctl.start(POLL_INTERVAL_S, on_progress)  # own the session before anything is written
-        n = 0
-        stopped = False
+        self.control.start(POLL_INTERVAL_S, on_progress)  # own the session before anything is written
+        n, stopped = 0, False
         try:
-            self.registry.upsert(self.sid, self.config, status="running", pid=os.getpid(),
-                                 host=socket.gethostname())
-            started = {"config": self.config.model_dump(mode="json", exclude={"lease_s"})}
-            if self.recorder.resuming or not self._has_logged_start():  # resuming: verifies it
-                with self.recorder.transaction() as tx:
-                    tx.append("session.started", started, actor=self.actor, session_id=self.sid,
-                              ts=self.clock.now_ms())
-            self._commands_at = self.commands.schedule()
-            fast = self._fast_bars()
+            self._begin()
+            fast = self._fast_bars()  # the array loop for a plain replay of one bar series
             if fast is not None:
                 n, stopped, _ = self._run_fast(fast, max_events, on_progress)
             else:
                 n, stopped = self._run_events(max_events, on_progress)
-            clock = self.clock
-            if stopped and self.recorder.resuming:
-                status = "stopped"  # before the re-run caught up with its log: nothing to add
-            else:
-                # Let orders still in flight finish against the last data (latency, next-bar fills).
-                self._drain(clock.now_ms())
-                if not stopped:  # a stop is an operational marker: it must not add state entries
-                    self._snapshot_equity(clock.now_ms())
-                status = "stopped" if stopped else "finished"
-                with self.recorder.transaction() as tx:
-                    tx.append(f"session.{status}", self._summary(), actor=self.actor, session_id=self.sid,
-                              ts=clock.now_ms())
-                if self.recorder.resuming:
-                    raise IntegrityError(
-                        f"session {self.sid}: the log holds {len(self.recorder.expected)} entries the "
-                        "re-run never produced (data shortened since the session started?)"
-                    )
-                self.recorder.commit()
-            self.registry.update(self.sid, status=status, data_ts=clock.now_ms(), events_processed=n)
+            status = self._end(stopped)
+            self.registry.update(self.sid, status=status, data_ts=self.clock.now_ms(), events_processed=n)
             self.commands.close(status)
         except LeaseLost:
             self.recorder.rollback()  # another process owns the session now: leave it all to it
@@ -257,15 +212,49 @@ class Session:
             self.commands.close("failed")
             raise
         finally:
-            ctl.finish()
+            self.control.finish()
+        return self._finished_result(n, stopped, time.perf_counter() - t_start)
+
+    def _begin(self) -> None:
+        """Registered as running; ``session.started`` logged (verified when resuming); the
+        logged operator commands to redo scheduled."""
+        self.registry.upsert(self.sid, self.config, status="running", pid=os.getpid(),
+                             host=socket.gethostname())
+        started = {"config": self.config.model_dump(mode="json", exclude=_unlogged(self.config))}
+        if self.recorder.resuming or not self._has_logged_start():
+            with self.recorder.transaction() as tx:
+                tx.append("session.started", started, actor=self.actor, session_id=self.sid,
+                          ts=self.clock.now_ms())
+        self._commands_at = self.commands.schedule()
+
+    def _end(self, stopped: bool) -> str:
+        """Close the run's log (orders in flight drained, final equity, ``session.finished`` or
+        ``session.stopped``); its status. Refused if the log holds more than the re-run made."""
+        if stopped and self.recorder.resuming:
+            return "stopped"  # before the re-run caught up with its log: nothing to add
+        clock = self.clock
+        self._drain(clock.now_ms())  # orders still in flight finish against the last data
+        if not stopped:  # a stop is an operational marker: it must not add state entries
+            self._snapshot_equity(clock.now_ms())
+        status = "stopped" if stopped else "finished"
+        with self.recorder.transaction() as tx:
+            tx.append(f"session.{status}", self._summary(), actor=self.actor, session_id=self.sid,
+                      ts=clock.now_ms())
+        if self.recorder.resuming:
+            raise IntegrityError(
+                f"session {self.sid}: the log holds {len(self.recorder.expected)} entries the "
+                "re-run never produced (data shortened since the session started?)"
+            )
+        self.recorder.commit()
+        return status
+
+    def _finished_result(self, n: int, stopped: bool, seconds: float) -> SessionResult:
         r = self.result
-        r.events = n
-        r.stopped = stopped
+        r.events, r.stopped, r.seconds = n, stopped, seconds
         r.replayed_entries = self.recorder.replayed
         r.balances = dict(self.cash)
         r.positions = dict(self.holdings)
         r.equity = self.equity()
-        r.seconds = time.perf_counter() - t_start
         return r
 
     def _run_events(self, max_events: int | None, on_progress: Callable[[int], None] | None
@@ -305,9 +294,9 @@ class Session:
                     marks[iid] = ev.close
                     latest[iid] = ev
                     last_data_ts[iid] = t
-                    if bar_hooks and not self.recorder.resuming:
+                    if bar_hooks and not self.recorder.resuming and self._breakers is not None:
                         self.recorder.commit()
-                        self.risk.on_bar(iid, t, ev.close)  # type: ignore[union-attr]
+                        self._breakers.on_bar(iid, t, ev.close)
                     intents = strategies[iid].on_bar(ev)
                     if intents:
                         if not fed:  # the venue must know the price the strategy saw
@@ -349,12 +338,13 @@ class Session:
         loop; None when the generic loop is needed."""
         if not self.fast_path or self._bar_hooks:
             return None
-        srcs = getattr(self.feed, "sources", None)
-        if (not srcs or len(srcs) != 1 or srcs[0].bars is None or getattr(self.feed, "speed", 1) is not None
-                or getattr(self.feed, "clock", 1) is not None):
+        feed = self.feed
+        if not isinstance(feed, ReplayFeed) or feed.speed is not None or feed.clock is not None:
             return None
-        st = self.strategies.get(srcs[0].instrument_id)
-        if st is None or not hasattr(st, "on_close"):
+        srcs = feed.sources
+        if len(srcs) != 1 or srcs[0].bars is None:
+            return None
+        if not isinstance(self.strategies.get(srcs[0].instrument_id), CloseOnly):
             return None
         return srcs[0]
 
@@ -456,6 +446,7 @@ class Session:
             return
         fills: list[Fill] = []
         unfilled: list[str] = []
+        watching = self.commands.watching  # operator orders whose ticket waits for their end
         for r, order in zip(reports, self.gateway.record_reports(reports), strict=True):
             if r.fill is not None:
                 fills.append(r.fill)
@@ -463,6 +454,8 @@ class Session:
                 self.working.discard(order.client_order_id)
                 if order.status is not OrderStatus.FILLED:
                     unfilled.append(order.instrument_id)
+                if watching and order.client_order_id in watching:
+                    self.commands.order_done(order, r.fill.fee_currency if r.fill is not None else "")
         for f in fills:
             self._book_fill(f)
         for iid in unfilled:
@@ -473,6 +466,9 @@ class Session:
             algo_runtime.route_reports(self, reports, t)
 
     def _feed_breakers(self, fills: list[Fill], t: int) -> None:
+        breakers = self._breakers
+        if breakers is None:
+            return
         self.recorder.commit()
         positions = self.ledger.state.positions
         for f in fills:
@@ -480,8 +476,8 @@ class Session:
             total = pos.realized_pnl if pos is not None else ZERO
             realized = total - self._realized.get(f.instrument_id, ZERO)
             self._realized[f.instrument_id] = total
-            self.risk.on_fill(f.ts, realized, f.fee)  # type: ignore[union-attr]
-        self.risk.on_equity(t, self.equity())  # type: ignore[union-attr]
+            breakers.on_fill(f.ts, realized, f.fee)
+        breakers.on_equity(t, self.equity())
 
     def _book_fill(self, f: Fill) -> None:
         self.portfolio.apply(f)
@@ -494,7 +490,7 @@ class Session:
         """After an order did not (fully) happen, the strategy's idea of its position follows
         the real one, so it does not act on a position it never got."""
         st = self.strategies.get(instrument_id)
-        if st is None or not hasattr(st, "target_position"):
+        if not isinstance(st, TracksPosition):
             return
         q = self.gateway.strategy_quantity(instrument_id)  # never the operator's holdings
         st.target_position = (q > 0) - (q < 0)
@@ -518,6 +514,15 @@ class Session:
                 "fees": str(self.result.fees), "equity": str(self.equity()),
                 "balances": {k: str(v) for k, v in self.cash.items()},
                 "positions": {k: str(v) for k, v in self.holdings.items()}}
+
+
+def _unlogged(config: SessionConfig) -> set[str]:
+    """Config keys left out of ``session.started``: operational ones, and ones added later
+    while at their default (so a log written before they existed still verifies on resume)."""
+    out = {"lease_s"}
+    if config.denied_in_row_limit == SessionConfig.model_fields["denied_in_row_limit"].default:
+        out.add("denied_in_row_limit")
+    return out
 
 
 def _bar_at(b: Any, k: int, iid: str, timeframe: str) -> Bar:

@@ -86,5 +86,6 @@ def ping(engine: Engine) -> None:
         raise ConfigError(
             "database_url", engine.url.render_as_string(hide_password=True),
             f"cannot connect: {str(exc.orig).strip().splitlines()[0]}",
-            "is the server running and the URL right?",
+            "is the database file's folder writable? `lyra doctor` checks" if is_sqlite(engine)
+            else "is the server running and the URL right?",
         ) from None

@@ -27,11 +27,11 @@ COMMANDS = [
     (["risk", "status"], 0),
     (["risk", "rearm", "--actor", "tom", "--role", "trader", "--all"], 3),
     (["kill", "--all", "--actor", "alice", "--reason", "drill"], 0),
-    (["user", "list"], 0),
-    (["user", "set-role", "ghost", "viewer", "--actor", "root"], 2),
+    (["user", "list", "--local-admin"], 0),
+    (["user", "set-role", "ghost", "viewer", "--local-admin"], 2),  # no such user
     (["runs", "list"], 0),
     (["schedule", "list"], 0),
-    (["serve", "--port", "0"], 2),  # refused: no signing key
+    (["serve", "--port", "0"], 2),  # refused: no signing key (the test removes the one init made)
 ]
 
 
@@ -70,6 +70,8 @@ def test_command_leaves_no_connection_open(args, code, db_url, lyra_home, pg_adm
     init = runner.invoke(app, ["init", "--no-load-samples"])
     assert init.exit_code == 0, init.output
     assert _wait_closed(pg_admin, db_url) == 0, "`lyra init` left a connection open"
+    if args[0] == "serve":
+        (lyra_home / "secrets" / "jwt.key").unlink()
     result = runner.invoke(app, args)
     assert result.exit_code == code, result.output
     assert _wait_closed(pg_admin, db_url) == 0, f"`lyra {' '.join(args)}` left a connection open"

@@ -4,6 +4,10 @@ real MarketStore, checked against the recorded files the fake serves."""
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,11 +15,9 @@ import ccxt
 import numpy as np
 import pandas as pd
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from lyra.core.errors import RateLimited, ValidationError
-from lyra.feeds.download import download_command, download_ohlcv, download_trades
+from lyra.feeds.download import download_ohlcv, download_trades
 from lyra.feeds.store import MarketStore
 from lyra.testing.fake_exchange import FakeExchange, binance_fake, load_ohlcv_csv, load_trades_csv
 
@@ -195,11 +197,73 @@ def test_trades_resume_without_duplicates(fake: FakeExchange, tmp_path: Path, pa
     assert sorted(got["trade_id"].astype(int)) == TRADES["trade_id"].tolist()
 
 
-def test_cli_command_reports_validation_errors(tmp_path: Path) -> None:
-    app = typer.Typer()
-    app.command()(download_command)
-    result = CliRunner().invoke(app, ["--exchange", "mtgox", "--symbol", "BTC/USD",
-                                      "--since", "2024-01-01", "--root", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "mtgox" in result.output
-    assert "unknown venue (known venues: binance," in result.output
+LYRA = str(Path(sys.executable).with_name("lyra"))
+
+
+def _lyra(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LYRA_")}
+    env.update(LYRA_HOME=str(home), COLUMNS="200")
+    return subprocess.run([LYRA, "data", "download", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.mark.subprocess
+def test_lyra_data_download_pages_resumes_and_matches_the_recorded_file(
+        fake: FakeExchange, tmp_path: Path) -> None:
+    """The README's command through the real `lyra` entry point, against the fake venue."""
+    home = tmp_path / "home"
+    until = "2018-04-28T06:00:00Z"  # about half of the recorded 01:52-10:14
+    r = _lyra(home, "--exchange", "binance", "--symbol", "BTC/USDT", "--timeframe", "1m",
+              "--since", "2018-04-28", "--until", until, "--api-url", fake.url, "--progress")
+    assert r.returncode == 0, r.stdout + r.stderr
+    store = MarketStore(home / "market")
+    first = store.read_bars("binance", "BTC/USDT", "1m")
+    assert "Traceback" not in r.stderr
+    assert f"binance BTC/USDT 1m: {len(first):,} rows fetched, {len(first):,} written" in r.stdout
+    assert len(_klines_requests(fake)) > 1  # paged: the fake serves 100 rows per answer
+    assert "row" in r.stderr  # the progress bar was drawn
+    n_before = len(_klines_requests(fake))
+    r = _lyra(home, "--exchange", "binance", "--symbol", "BTC/USDT", "--timeframe", "1m",
+              "--since", "2018-04-28", "--api-url", fake.url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "(resumed after 2018-04-28 05:59 UTC)" in r.stdout
+    starts = [int(q["startTime"]) for q in _klines_requests(fake)[n_before:]]
+    assert starts[0] == int(first.index[-1].timestamp() * 1000) + 60_000  # only what was missing
+    got = store.read_bars_arrays("binance", "BTC/USDT", "1m")
+    np.testing.assert_array_equal(got.ts, BARS_1M["ts"].to_numpy())
+    np.testing.assert_array_equal(got.close, BARS_1M["close"].to_numpy())
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(("args", "expect"), [
+    (["--exchange", "mtgox", "--symbol", "BTC/USD"], "exchange='mtgox': unknown venue (known venues: binance,"),
+    (["--exchange", "binance", "--symbol", "BTC/NOPE"], "symbol='BTC/NOPE': unknown symbol on binance"),
+    (["--exchange", "binance", "--symbol", "BTC/USDT", "--timeframe", "7m"],
+     "timeframe='7m': unsupported timeframe on binance"),
+    (["--exchange", "binance", "--symbol", "BTC/USDT", "--api-url", "ftp://x"],
+     "--api-url='ftp://x': not a base URL"),
+])
+def test_lyra_data_download_refuses_bad_input_in_one_line(
+        fake: FakeExchange, tmp_path: Path, args: list[str], expect: str) -> None:
+    extra = [] if "--api-url" in args else ["--api-url", fake.url]
+    r = _lyra(tmp_path / "home", *args, "--since", "2018-04-28", *extra)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert expect in r.stderr
+    assert "Traceback" not in r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [r.stderr.strip()]
+    assert not (tmp_path / "home" / "market").exists() or not any((tmp_path / "home" / "market").rglob("*.parquet"))
+
+
+@pytest.mark.subprocess
+def test_lyra_data_download_says_in_one_line_when_the_venue_cannot_be_reached(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = _lyra(tmp_path / "home", "--exchange", "binance", "--symbol", "BTC/USDT", "--since",
+              "2018-04-28", "--api-url", f"http://127.0.0.1:{port}", "--retry-delay", "0.01")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1
+    assert f"cannot reach binance at http://127.0.0.1:{port}: gave up after 5 attempts" in errors[0]
+    assert "run the same command again to resume" in errors[0]

@@ -63,6 +63,8 @@ def test_bad_input_is_refused_before_anything_is_created(session_home, make_note
         ((NB / "paper_session.ipynb", {"nosuch": 1}), "parameters.nosuch", "unknown parameter"),
         ((NB / "paper_session.ipynb", [("speed", "fast")]), "parameters.speed", "expected a number"),
         ((NB / "paper_session.ipynb", {"speed": "fast"}), "parameters.speed", "expected a number"),
+        ((NB / "paper_session.ipynb", [("speed", "nan")]), "parameters.speed", "expected a finite number"),
+        ((NB / "paper_session.ipynb", {"speed": float("inf")}), "parameters.speed", "expected a finite number"),
         ((NB / "paper_session.ipynb", [("params", "{not json")]), "parameters.params", "JSON object"),
         ((NB / "daily_report.ipynb", {"var_confidence": True}), "parameters.var_confidence", "expected"),
     ]
@@ -184,11 +186,15 @@ def test_rerun_reports_a_mismatch_when_results_differ(session_home, make_noteboo
                        "with open(counter, 'a') as fh:\n    fh.write('x')\n"
                        "record_results({'n': len(open(counter).read()), 'const': 1})")
     first = run_notebook(nb, {}, engine=h["engine"], progress=False)
-    res = CliRunner().invoke(_cli(), ["run", "--rerun", first["run_id"], "--quiet"])
+    res = CliRunner().invoke(_cli(), ["run", "--rerun", first["run_id"]])
     assert res.exit_code == 1 and "MISMATCH" in res.output and "differ: n" in res.output
+    # The notebook recorded no reads: the output says its fingerprint proves nothing.
+    assert "covers NO data" in res.output and "data not recorded (cannot tell if it changed)" in res.output
+    assert not first["data_covered"]
     again = list_runs(h["engine"])[0]
     assert again["comparison"] == {"of": first["run_id"], "results_match": False, "differences": ["n"],
-                                   "fingerprint_match": True, "notebook_match": True, "status": "finished"}
+                                   "fingerprint_match": True, "data_covered": False, "notebook_match": True,
+                                   "status": "finished"}
 
 
 @pytest.mark.notebook
@@ -200,7 +206,12 @@ def test_daily_report_and_audit_notebooks_on_a_session(session_home):
     ref = s.run()
     report = run_notebook(NB / "daily_report.ipynb", {"start": "2017-07-01", "end": END}, engine=h["engine"],
                           progress=False)
-    audit = run_notebook(NB / "audit_tax.ipynb", {}, engine=h["engine"], progress=False)
+    # AUD/USD for the tax section: a fixture in the RBA F11.1 layout, 0.8000 on every weekday
+    # of July-August 2017 (the shipped RBA sample covers 2023).
+    days = pd.bdate_range("2017-06-26", "2017-09-01")
+    rates = h["home"] / "f11.1-fixture.csv"
+    rates.write_text("Series ID,FXRUSD\n" + "".join(f"{d:%d-%b-%Y},0.8000\n" for d in days))
+    audit = run_notebook(NB / "audit_tax.ipynb", {"rates_path": str(rates)}, engine=h["engine"], progress=False)
     assert report["status"] == audit["status"] == "finished", (report["error"], audit["error"])
     r = report["key_results"]
     assert r["trading"]["fills"] == ref.fills
@@ -223,5 +234,81 @@ def test_daily_report_and_audit_notebooks_on_a_session(session_home):
     with h["engine"].connect() as c:
         entries = c.execute(sa.text("SELECT count(*) FROM events")).scalar()
     assert a["verify_ok"] is True and a["log_entries"] == entries
-    assert a["n_fills"] == ref.fills and Decimal(a["fees"]) == ref.fees
-    assert set(a["realized_pnl"]) == {"day|coinbase:BTC/USD"}
+    assert a["n_fills"] == ref.fills and a["fees"] == {"USD": str(ref.fees)}  # per currency
+    assert sum(a["by_origin"].values()) == ref.fills
+    # The tax section: FY2018 (the session ran in July-August 2017); every sell is one valued
+    # disposal; the year's gains/losses equal the USD FIFO result after fees at 0.80.
+    t = a["tax"]
+    with h["engine"].connect() as c:
+        rows = c.execute(sa.text("SELECT side, quantity, price, fee FROM fills ORDER BY ts, seq")).all()
+    sells = [r for r in rows if r.side == "sell"]
+    assert (t["fy"], t["entity"], t["flagged"], t["disposals"]) == (2018, "individual", 0, len(sells))
+    lots, pnl = [], Decimal(0)  # FIFO by hand: [qty, cost incl. fee per unit]
+    for side, qty, px, fee in rows:
+        qty, px, fee = Decimal(qty), Decimal(px), Decimal(fee)
+        if side == "buy":
+            lots.append([qty, (qty * px + fee) / qty])
+            continue
+        pnl += qty * px - fee
+        while qty:
+            take = min(qty, lots[0][0])
+            pnl -= take * lots[0][1]
+            lots[0][0] -= take
+            qty -= take
+            if not lots[0][0]:
+                lots.pop(0)
+    net = Decimal(t["total_current_year_capital_gains"]) - Decimal(t["current_year_capital_losses"])
+    assert abs(net - pnl / Decimal("0.8")) <= Decimal("0.01") * len(sells)
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_research_notebook_run_fingerprints_the_files_it_read(session_home):
+    """research_data_quality reads five shipped CSVs directly: the run's fingerprint hashes those
+    very bytes, and its key results are the notebook's summary."""
+    import hashlib
+
+    from lyra.research import data_quality, sample_data, sample_data_dir
+
+    r = run_notebook(NB / "research_data_quality.ipynb", {"datasets": ["coinbase_BTC-USD_1h",
+                                                                       "binance_ETH-USDT_1h_2018-07"]},
+                     engine=session_home["engine"], progress=False)
+    assert r["status"] == "finished", r["error"]
+    assert r["data_covered"] is True
+    meta = json.loads((Path(r["output_dir"]) / "run.json").read_text())
+    files = {Path(f["file"]).name: f["sha256"] for f in meta["fingerprint"]["files"]}
+    expect = {f"{n}.csv.gz": hashlib.sha256((sample_data_dir() / f"{n}.csv.gz").read_bytes()).hexdigest()
+              for n in ("coinbase_BTC-USD_1h", "binance_ETH-USDT_1h_2018-07")}
+    assert files == expect and meta["fingerprint"]["covers_data"] is True
+    q = data_quality(sample_data("binance_ETH-USDT_1h_2018-07"))
+    got = r["key_results"]["binance_ETH-USDT_1h_2018-07"]
+    assert (got["gaps"], got["missing_bars"], got["rows"]) == (q["gaps"], q["missing_bars"], q["rows"]) == (3, 18,
+                                                                                                           q["rows"])
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_lyra_run_is_quiet_by_default_and_verbose_on_request(session_home, make_notebook, tmp_path):
+    import subprocess
+    import sys
+
+    nb = make_notebook(tmp_path / "chatty.ipynb", "n = 1\n",
+                       "for i in range(40):\n    print(f'cell line {i}')",
+                       "from lyra.ops.context import record_results\nrecord_results({'n': n})")
+
+    def lyra_run(*extra):
+        return subprocess.run([sys.executable, "-m", "lyra.ops.cli", "run", str(nb), *extra], env=session_home["env"],
+                              capture_output=True, text=True, timeout=300)
+
+    quiet = lyra_run()
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    out = quiet.stdout + quiet.stderr
+    assert "cell line" not in out and "finished" in out and "key results: n=1" in out
+    assert len(out.strip().splitlines()) <= 4, out  # the summary only
+    assert "covers NO data" in out  # and it says the fingerprint proves nothing
+    loud = lyra_run("--verbose")
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert all(f"cell line {i}" in loud.stdout + loud.stderr for i in range(40))

@@ -13,6 +13,9 @@ import pytest
 
 import lyra
 from lyra.audit import EventLog
+from lyra.core.errors import ConfigError
+from lyra.session import runtime
+from lyra.session.config import SessionConfig
 from lyra.session.factory import open_session
 from lyra.session.gateway import DENIED_IN_ROW_LIMIT, is_operator_tag
 from lyra.testing.sessions import demo_config
@@ -46,6 +49,30 @@ def test_without_denials_nothing_is_held_back(session_home):
     assert r.orders > DENIED_IN_ROW_LIMIT and r.denied == 0
     assert not list(EventLog(h["engine"]).read(session_id="free", kinds=("session.denials",)))
     assert not s.gateway.operator_holdings
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_denial_limit_is_a_session_setting(session_home):
+    h = session_home
+    cfg = demo_config(session_id="denied5", start="2018-01-01", end="2018-04-01", denied_in_row_limit=5,
+                      risk={"defaults": {"max_order_qty": "0.01"}})
+    r = open_session(cfg, engine=h["engine"], market_dir=h["home"] / "market").run()
+    log = list(EventLog(h["engine"]).read(session_id="denied5"))
+    [alert] = [e.data() for e in log if e.kind == "session.denials"]
+    assert alert["count"] == 5 and r.denied == r.orders == 5
+    # logged with the config when set; left out at its default, so older logs still verify
+    [started] = [e.data() for e in log if e.kind == "session.started"]
+    assert started["config"]["denied_in_row_limit"] == 5
+    assert "denied_in_row_limit" not in demo_config(session_id="x").model_dump(
+        mode="json", exclude=runtime._unlogged(demo_config(session_id="x")))
+    assert SessionConfig.model_fields["denied_in_row_limit"].default == DENIED_IN_ROW_LIMIT
+
+
+@pytest.mark.parametrize("bad", [0, -3, "many", 2.5])
+def test_a_bad_denial_limit_is_refused_naming_the_field(bad):
+    with pytest.raises(ConfigError) as err:
+        demo_config(session_id="x", denied_in_row_limit=bad)
+    assert err.value.field == "denied_in_row_limit" and str(bad) in str(err.value)
 
 
 # The ledger refuses ``order.*`` and ``risk.decision`` writes without an OrderPen (see

@@ -2,66 +2,37 @@
 stop, no order is left open, the halted state survives a restart until re-armed.
 
 Nothing here depends on how fast the machine is: the sessions replay ~20,000 hourly bars at
-2.5 ms each (~50 s, far longer than either needs to start), every wait is on a condition with
+3.6 ms each (~70 s, far longer than either needs to start), every wait is on a condition with
 a generous deadline, and the resumed session is stopped once it has shown what it must."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 import sqlalchemy as sa
 
 from lyra.session.registry import SessionRegistry
-
-CONFIG = """
-session_id = "{sid}"
-mode = "paper"
-strategy = "sma_cross"
-venue = "coinbase"
-symbols = ["BTC/USD"]
-timeframe = "1h"
-quantity = "0.01"
-speed = 1440000.0
-latency_ms = 10800000
-[params]
-fast = 2
-slow = 5
-[balances]
-USD = "100000"
-[instruments."BTC/USD"]
-price_increment = "0.01"
-size_increment = "0.00000001"
-min_notional = "1"
-maker_fee = "0.004"
-taker_fee = "0.006"
-"""
+from lyra.testing.sessions import lyra_cli, paced_toml, session_process, wait_for
 
 
-def lyra(args, env, **kw):
-    return subprocess.run([sys.executable, "-m", "lyra.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=300, **kw)
+def config_toml(sid: str) -> str:
+    """Paced paper sessions whose orders reach the paper venue 10 minutes of data after they
+    are sent (``latency_ms``): filled at the next hourly bar."""
+    return paced_toml(sid, speed=1_000_000.0, extra={"latency_ms": 600_000})
+
+
+def lyra(args, env):
+    return lyra_cli(args, env)
 
 
 def start(args, env):
-    return subprocess.Popen([sys.executable, "-m", "lyra.cli", "session", *args, "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return session_process(env, *args)
 
 
 def wait_until(pred, what, procs, timeout=180.0):
-    """Poll ``pred()`` until it holds (returns at once then); fail after ``timeout`` s, or as
-    soon as one of ``procs`` has exited."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        for p in procs:
-            if p.poll() is not None:
-                out, err = p.communicate()
-                pytest.fail(f"{what}: a session exited with {p.returncode}: {out[-2000:]} {err[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.1)  # poll interval
+    """``pred()`` until it holds; fails after ``timeout`` s, or once one of ``procs`` exited."""
+    return wait_for(pred, timeout, what, every=0.1, procs=procs)
 
 
 def decisions_after(engine, sid, seq):
@@ -78,7 +49,7 @@ def test_kill_all_stops_both_sessions_and_survives_restart(session_home, tmp_pat
     procs = {}
     for sid in ("alpha", "beta"):
         cfg = tmp_path / f"{sid}.toml"
-        cfg.write_text(CONFIG.format(sid=sid))
+        cfg.write_text(config_toml(sid))
         procs[sid] = start(["start", "--config", str(cfg)], env)
     reg = SessionRegistry(h["engine"])
 
@@ -122,7 +93,7 @@ def test_kill_all_stops_both_sessions_and_survives_restart(session_home, tmp_pat
     assert len(after) >= 5
     assert all('"approved":false' in p and "halted" in p for p in after)
     # Only a role allowed to may re-arm.
-    r = lyra(["risk", "rearm", "--actor", "bob", "--role", "viewer", "--all"], env)
-    assert r.returncode != 0
-    r = lyra(["risk", "rearm", "--actor", "carol", "--role", "risk_manager", "--all"], env)
+    r = lyra(["risk", "rearm", "--all"], env)  # nobody authenticated: refused
+    assert r.returncode == 3 and "say who you are" in " ".join(r.stderr.split()), r.stderr
+    r = lyra(["risk", "rearm", "--all", "--local-admin"], env)  # the OS owner of LYRA_HOME (admin)
     assert r.returncode == 0, r.stderr

@@ -7,9 +7,6 @@ written."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import tomllib
 from decimal import Decimal
 from typing import Any
@@ -28,47 +25,18 @@ from lyra.session.factory import open_session
 from lyra.session.gateway import is_operator_tag, operator_book
 from lyra.session.registry import SessionRegistry
 from lyra.store.tables_session import session_commands
+from lyra.testing.sessions import paced_toml, session_process, wait_for
 
 D = Decimal
 IID = "coinbase:BTC/USD"
 TRADER = Principal("tina", Role.TRADER)
 VIEWER = Principal("vic", Role.VIEWER)
 
-# About 15 s of hourly bars at this pace; risk refuses more than 1 BTC per order.
-CONFIG = """
-session_id = "{sid}"
-mode = "paper"
-strategy = "sma_cross"
-venue = "coinbase"
-symbols = ["BTC/USD"]
-timeframe = "1h"
-quantity = "0.01"
-speed = 5000000.0
-[params]
-fast = 10
-slow = 30
-[balances]
-USD = "100000"
-[instruments."BTC/USD"]
-price_increment = "0.01"
-size_increment = "0.00000001"
-min_notional = "1"
-maker_fee = "0.004"
-taker_fee = "0.006"
-[risk.defaults]
-max_order_qty = "1"
-"""
-
-
-def wait_for(pred: Any, timeout: float = 120.0, what: str = "") -> Any:
-    """``pred()`` once truthy (polled); fails after ``timeout`` s (generous: returns at once)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
+def config_toml(sid: str) -> str:
+    """About 15 s of hourly bars at this pace (3.6 ms a bar); risk refuses more than 1 BTC per
+    order."""
+    return paced_toml(sid, speed=1_000_000.0, fast=10, slow=30, start="2018-01-01", end="2018-07-01",
+                      max_order_qty="1")
 
 
 def strategy_trades(engine: Any, sid: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -97,15 +65,15 @@ def test_operator_orders_never_change_the_strategy(session_home, tmp_path):
     eng = h["engine"]
     sid = "opbook1"
     cfg = tmp_path / f"{sid}.toml"
-    cfg.write_text(CONFIG.format(sid=sid))
-    proc = subprocess.Popen([sys.executable, "-m", "lyra.cli", "session", "start", "--config", str(cfg),
-                             "--quiet"], env=h["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg.write_text(config_toml(sid))
+    proc = session_process(h["env"], "start", "--config", str(cfg))
+    procs = [proc]
     q = CommandQueue(eng, h["home"] / "audit" / "events.jsonl")
     reg = SessionRegistry(eng)
     try:
         # once the strategy has traded (the venue knows the price), the operator steps in
         wait_for(lambda: any(True for _ in EventLog(eng).read(session_id=sid, kinds=("order.fill",))),
-                 what="the strategy's first fill")
+                 120, "the strategy's first fill", procs=procs)
         buy = q.wait(q.submit_order(sid, OrderIntent(IID, Side.BUY, D("0.05")), TRADER, "hedge").id, 60)
         assert buy.status == "done", buy.result
         big = q.wait(q.submit_order(sid, OrderIntent(IID, Side.BUY, D("2")), TRADER).id, 60)
@@ -155,7 +123,7 @@ def test_operator_orders_never_change_the_strategy(session_home, tmp_path):
     assert strategy.get(IID, D(0)) in (D(0), D("0.01"))  # long-only sma cross: flat or long
 
     # The same session without any operator order: the strategy's orders and fills are identical.
-    ref = tomllib.loads(CONFIG.format(sid="opbook-ref"))
+    ref = tomllib.loads(config_toml("opbook-ref"))
     ref.pop("speed")
     s = open_session(load_session_config(ref), engine=eng, market_dir=h["home"] / "market")
     s.run()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import collections
 import json
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +22,7 @@ from lyra.core.clock import ManualClock
 from lyra.core.enums import OrderType, Side
 from lyra.core.errors import InvalidOrder, ValidationError
 from lyra.core.orders import OrderIntent
+from lyra.core.values import plain_str
 from lyra.session import runtime
 from lyra.session.commands import COMMAND_TTL_MS, CommandQueue, SessionCommands
 from lyra.session.factory import open_session
@@ -31,7 +30,7 @@ from lyra.session.recorder import is_operational
 from lyra.session.registry import SessionRegistry
 from lyra.store import create_engine_for, upgrade
 from lyra.store.tables_session import session_commands
-from lyra.testing.sessions import demo_config
+from lyra.testing.sessions import demo_config, paced_toml, session_process, wait_for
 
 D = Decimal
 IID = "coinbase:BTC/USD"
@@ -39,32 +38,10 @@ TRADER = Principal("tina", Role.TRADER)
 VIEWER = Principal("vic", Role.VIEWER)
 RISK_MANAGER = Principal("rita", Role.RISK_MANAGER)
 
-# 0.72 ms of sleep per hourly bar: a heartbeat (every 1024 events) every ~0.75 s, ~15 s of
-# data (the test stops it long before: it asserts it was stopped, not finished); risk refuses
-# more than 1 BTC.
-CONFIG = """
-session_id = "{sid}"
-mode = "paper"
-strategy = "sma_cross"
-venue = "coinbase"
-symbols = ["BTC/USD"]
-timeframe = "1h"
-quantity = "0.01"
-speed = 5000000.0
-[params]
-fast = 10
-slow = 30
-[balances]
-USD = "100000"
-[instruments."BTC/USD"]
-price_increment = "0.01"
-size_increment = "0.00000001"
-min_notional = "1"
-maker_fee = "0.004"
-taker_fee = "0.006"
-[risk.defaults]
-max_order_qty = "1"
-"""
+def config_toml(sid: str) -> str:
+    """3.6 ms of sleep per hourly bar, over a minute of data (the test stops it long before: it
+    asserts it was stopped, not finished); risk refuses more than 1 BTC."""
+    return paced_toml(sid, speed=1_000_000.0, fast=10, slow=30, max_order_qty="1")
 
 
 def market(qty: str, side: Side = Side.BUY) -> OrderIntent:
@@ -90,17 +67,6 @@ def of_order(engine, sid: str, cid: str) -> list[str]:
             if e.kind.startswith(("order.", "risk.decision")) and e.data().get("client_order_id") == cid]
 
 
-def wait_for(pred, timeout: float = 60.0, what: str = "") -> Any:
-    """``pred()`` once it is truthy (polled); fails after ``timeout`` s (generous: returns at once)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 # ---------------------------------------------------------------------- a session in another process
 @pytest.mark.subprocess
 @pytest.mark.slow
@@ -109,14 +75,13 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
     eng = h["engine"]
     sid = "desk1"
     cfg = tmp_path / f"{sid}.toml"
-    cfg.write_text(CONFIG.format(sid=sid))
-    proc = subprocess.Popen([sys.executable, "-m", "lyra.cli", "session", "start", "--config", str(cfg),
-                             "--quiet"], env=h["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg.write_text(config_toml(sid))
+    proc = session_process(h["env"], "start", "--config", str(cfg))
     q = CommandQueue(eng, h["home"] / "audit" / "events.jsonl")
     reg = SessionRegistry(eng)
     try:
         wait_for(lambda: (r := reg.get(sid)) is not None and r["status"] == "running"
-                 and r["events_processed"] > 0, 60, "the session to run")
+                 and r["events_processed"] > 0, 60, "the session to run", procs=[proc])
 
         # Three orders at once: a market order, one risk refuses (more than 1 BTC), and a limit
         # order resting far below the market. Taken at the next heartbeat, within ~2 s.
@@ -134,10 +99,11 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
         print(f"ticket answered in {taken_s:.2f} s")
         cid = done.client_order_id
         assert cid.startswith(f"{sid}-")
-        assert done.result == f"order {cid} accepted by risk (status accepted)", [
+        # the answer: accepted by risk at once, then (the ticket follows its order) filled
+        assert done.result.startswith(f"order {cid} accepted by risk (status accepted)"), [
             (e.kind, e.ts, e.data().get("reason")) for e in EventLog(eng).read(session_id=sid)
             if e.data().get("client_order_id") == cid]
-        assert done.describe() == f"sent to session {sid}: order {cid} accepted by risk (status accepted)"
+        assert done.describe() == f"sent to session {sid}: {done.result}"
         [logged] = [e for e in entries(eng, sid, "session.command") if e.data()["command_id"] == cmd.id]
         assert logged.actor == "user:tina" and logged.data()["payload"]["quantity"] == "0.05"
         [created] = [e.data() for e in entries(eng, sid, "order.created") if e.data()["client_order_id"] == cid]
@@ -148,6 +114,11 @@ def test_a_running_paper_session_executes_operator_orders(session_home, tmp_path
         kinds = wait_for(lambda: (k := of_order(eng, sid, cid)) and k[-1] == "order.fill" and k,
                          what="the operator's fill")
         assert kinds[:3] == ["risk.decision", "order.created", "order.submit"]
+        [fill] = [e.data()["fill"] for e in entries(eng, sid, "order.fill") if e.data()["client_order_id"] == cid]
+        followed = wait_for(lambda: " filled " in (c := q.get(cmd.id)).result and c, what="the ticket's fill")
+        assert followed.status == "done" and followed.result.endswith(
+            f"; {cid} filled 0.05 at {Decimal(fill['price']):.2f}, fee {plain_str(Decimal(fill['fee']))} USD"), (
+            followed.result, fill)
         requested = [e.data() for e in entries(eng, sid, "command.requested")]
         assert requested[0]["command_id"] == cmd.id and requested[0]["reason"] == "hedge"
 
@@ -282,7 +253,10 @@ def test_a_resumed_session_redoes_operator_orders_at_the_same_event(session_home
     assert tags[buy] == tags[rest] == tags[big.client_order_id] == "manual:tina"
     # an outcome is written once: the resume marked only the row left pending
     done = collections.Counter(e.data()["command_id"] for e in entries(eng, "cmdres", "command.done"))
-    assert done == {ids["buy"]: 1, ids["rest"]: 1, ids["cancel"]: 1, ids["big"]: 2}
+    # (the buy and the resting order: answered when taken, then when filled / cancelled)
+    assert done == {ids["buy"]: 2, ids["rest"]: 2, ids["cancel"]: 1, ids["big"]: 2}
+    assert q.get(ids["buy"]).result.startswith(f"order {buy} accepted by risk (status accepted); {buy} filled 0.05 at ")
+    assert q.get(ids["rest"]).result.startswith(f"order {rest} accepted by risk (status accepted); {rest} cancelled")
     ref_engine.dispose()
 
 

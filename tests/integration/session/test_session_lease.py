@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -30,35 +29,14 @@ from lyra.session.registry import SessionRegistry
 from lyra.store.tables import audit_head, events
 from lyra.store.tables_risk import kill_requests, trading_state
 from lyra.store.tables_session import sessions
-from lyra.testing.sessions import demo_config
+from lyra.testing.sessions import demo_config, lyra_cli, paced_toml, session_process, wait_for
 
 HOST = socket.gethostname()
 
-# One hourly bar per second: a paced paper session a person watches. lease_s is short so that
-# a paused owner's lease runs out within the test.
-CONFIG = """
-session_id = "{sid}"
-mode = "paper"
-strategy = "sma_cross"
-venue = "coinbase"
-symbols = ["BTC/USD"]
-timeframe = "1h"
-start = "2017-07-02"
-quantity = "0.01"
-speed = 3600.0
-lease_s = 3.0
-[params]
-fast = 2
-slow = 5
-[balances]
-USD = "100000"
-[instruments."BTC/USD"]
-price_increment = "0.01"
-size_increment = "0.00000001"
-min_notional = "1"
-maker_fee = "0.004"
-taker_fee = "0.006"
-"""
+def config_toml(sid: str) -> str:
+    """One hourly bar per second: a paced paper session a person watches. lease_s is short so
+    that a paused owner's lease runs out within the test."""
+    return paced_toml(sid, speed=3600.0, start="2017-07-02", extra={"lease_s": 3.0})
 
 
 class FakeClock:
@@ -72,16 +50,6 @@ class FakeClock:
 def count(engine, table) -> int:
     with engine.connect() as c:
         return c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
-def wait_for(pred, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def orders_of(engine, sid: str) -> int:
@@ -204,8 +172,7 @@ def test_dashboards_never_default_to_a_stale_session_and_commands_to_it_are_refu
 
 # ---------------------------------------------------------------------- bad input on the command line
 def lyra(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lyra.cli", *args], env={**env, "COLUMNS": "250"},
-                          capture_output=True, text=True, timeout=120)
+    return lyra_cli(args, env, timeout=120)
 
 
 def lyra_all(env: dict[str, str], *argss: list[str]) -> list[subprocess.CompletedProcess[str]]:
@@ -251,13 +218,11 @@ def test_kill_and_stop_of_sessions_that_cannot_take_them_are_refused(session_hom
 
 # ---------------------------------------------------------------------- real processes: one owner
 def _start(env, cfg_path):
-    return subprocess.Popen([sys.executable, "-m", "lyra.cli", "session", "start", "--config", str(cfg_path),
-                             "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return session_process(env, "start", "--config", str(cfg_path))
 
 
 def _resume(env, sid):
-    return subprocess.Popen([sys.executable, "-m", "lyra.cli", "session", "resume", sid, "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return session_process(env, "resume", sid)
 
 
 def _nobody_mid_transaction(engine) -> bool:
@@ -300,7 +265,7 @@ def test_one_owner_at_a_time_across_processes(session_home, tmp_path):
     eng, env = h["engine"], h["env"]
     sid = "own"
     cfg = tmp_path / f"{sid}.toml"
-    cfg.write_text(CONFIG.format(sid=sid))
+    cfg.write_text(config_toml(sid))
     reg = SessionRegistry(eng)
     owner = _start(env, cfg)
     procs = [owner]

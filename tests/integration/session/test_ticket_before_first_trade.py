@@ -1,10 +1,12 @@
-"""A ticket market order taken before the strategy's first trade fills at the current market.
+"""A ticket market order taken before the strategy's first trade fills at the current market,
+and the ticket's answer follows the order to its fill (price and fee).
 
 The session shows its broker bars only while it has work; an operator's order must still be
 priced at the bar the session is on, not refused for want of a price."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from lyra.audit import EventLog
@@ -20,10 +22,10 @@ IID = "coinbase:BTC/USD"
 
 def test_a_ticket_before_any_strategy_trade_fills_at_the_current_bar(session_home):
     h = session_home
-    # Slow averages: the strategy cannot trade in its first 2,000 bars. Paced (0.72 ms of wall
+    # Slow averages: the strategy cannot trade in its first 2,000 bars. Paced (3.6 ms of wall
     # time per hourly bar), as a session a person watches, so it takes commands on time.
     cfg = demo_config(session_id="tkt", params={"fast": 600, "slow": 2000}, end="2018-06-01",
-                      speed=5_000_000.0)
+                      speed=1_000_000.0)
     s = open_session(cfg, engine=h["engine"], market_dir=h["home"] / "market",
                      jsonl_path=h["home"] / "audit" / "events.jsonl")
     q = CommandQueue(h["engine"])
@@ -33,7 +35,7 @@ def test_a_ticket_before_any_strategy_trade_fills_at_the_current_bar(session_hom
         if not sent:
             sent["id"] = q.submit_order("tkt", OrderIntent(IID, Side.BUY, Decimal("0.05")),
                                         Principal("tina", Role.TRADER)).id
-        elif q.get(sent["id"]).status != "pending":
+        elif " filled " in q.get(sent["id"]).result:  # the answer followed the order to its fill
             s.registry.request_stop("tkt")
 
     s.run(on_progress=at_poll)
@@ -54,3 +56,11 @@ def test_a_ticket_before_any_strategy_trade_fills_at_the_current_bar(session_hom
     assert lo * 0.99 <= px <= hi * 1.01, (px, lo, hi)
     # and no strategy order before it: this was the session's first order
     assert cmd.client_order_id.endswith("00000001")
+    # the ticket's answer: accepted by risk, then filled, at the logged fill's price and fee
+    cid = cmd.client_order_id
+    m = re.fullmatch(rf"order {cid} accepted by risk \(status accepted\); {cid} filled 0\.05 at "
+                     r"([0-9.]+), fee ([0-9.]+) USD", cmd.result)
+    assert m, cmd.result
+    assert Decimal(m[1]) == Decimal(fills[0]["price"]) and Decimal(m[2]) == Decimal(fills[0]["fee"])
+    done = [e.data() for e in EventLog(h["engine"]).read(session_id="tkt", kinds=("command.done",))]
+    assert [d["result"] for d in done] == [f"order {cid} accepted by risk (status accepted)", cmd.result]

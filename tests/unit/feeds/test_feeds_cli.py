@@ -53,3 +53,30 @@ def test_errors_are_one_line_exit_2(env: dict[str, str], tmp_path: Path) -> None
     assert r.exit_code == 2 and "timeframe" in r.output
     r = runner.invoke(data_app, ["list"], env=env)
     assert r.exit_code == 0 and "no datasets yet" in r.output
+
+
+def test_quality_never_calls_non_finite_or_absurd_data_clean(env: dict[str, str], tmp_path: Path) -> None:
+    """Bars stored before validation knew these values (written straight to the store)."""
+    import numpy as np
+    import pandas as pd
+
+    from lyra.feeds.store import MarketStore
+
+    ts = 1704067200000 + np.arange(40, dtype=np.int64) * 3_600_000
+    close = 100 + np.sin(np.arange(40))
+    df = pd.DataFrame({"ts": ts, "open": close, "high": close + 1, "low": close - 1, "close": close,
+                       "volume": np.full(40, 5.0)})
+    df.loc[7, "high"] = np.inf
+    df.loc[20, "high"] = 1e308
+    MarketStore(tmp_path / "home" / "market").write_bars("kraken", "ETH/EUR", "1h", df)
+    r = CliRunner().invoke(data_app, ["quality", "kraken", "ETH/EUR", "1h"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "NOT clean: 2 bad rows" in r.output
+    rows = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in r.output.splitlines()
+            if ln.startswith("│")}
+    assert rows["non_finite"] == "1" and rows["absurd_value"] == "1"
+    assert "h=inf" in r.output and "h=1e+308" in r.output and "np.float64" not in r.output
+    clean = df.drop(index=[7, 20])
+    MarketStore(tmp_path / "home" / "market").write_bars("kraken", "BTC/EUR", "1h", clean)
+    r = CliRunner().invoke(data_app, ["quality", "kraken", "BTC/EUR", "1h"], env=env)
+    assert "kraken BTC/EUR 1h: clean (no bad rows; 2 gaps)" in r.output, r.output

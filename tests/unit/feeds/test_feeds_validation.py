@@ -114,14 +114,61 @@ def test_outlier_threshold_is_configurable_and_matches_scipy() -> None:
 
 
 # --- one hand-made frame per rule ---------------------------------------------------------
-def test_non_monotonic_and_duplicate_ts() -> None:
+def test_rows_out_of_order_are_sorted_not_quarantined_and_duplicates_are() -> None:
     rows = walk(5)
     df = frame(rows, ts=[T0, T0 + 2 * H, T0 + H, T0 + 2 * H, T0 + 3 * H])
     res = validate_bars(df, "1h", ValidationConfig(outlier_z=None))
+    # row 2 (T0+1h) arrived after row 1 (T0+2h): moved, kept; row 3 repeats T0+2h: quarantined
     assert list(zip(res.quarantine["row"], res.quarantine["reason"], strict=True)) == [
-        (2, "non_monotonic"), (3, "duplicate_ts")]
-    assert list(res.clean["ts"]) == [T0, T0 + 2 * H, T0 + 3 * H]
-    assert (len(res.gaps), res.missing_bars) == (1, 1)
+        (3, "duplicate_ts")]
+    assert list(res.clean["ts"]) == [T0, T0 + H, T0 + 2 * H, T0 + 3 * H]
+    assert res.clean["close"].tolist() == [rows[0][3], rows[2][3], rows[1][3], rows[4][3]]
+    assert (len(res.gaps), res.missing_bars, res.sorted_rows) == (0, 0, 2)
+    assert "2 rows sorted into time order" in res.report()["detail"].iloc[0]
+
+
+def test_one_swapped_pair_quarantines_nothing() -> None:
+    """The issue's case: 40 valid bars, rows 10 and 25 swapped. A running-max rule flagged 15
+    valid bars; sorted first, none is bad and the data equals the ordered file's."""
+    rows = walk(40)
+    ts = [T0 + i * H for i in range(40)]
+    ts[10], ts[25] = ts[25], ts[10]
+    shuffled = frame(rows, ts=ts)
+    res = validate_bars(shuffled, "1h", ValidationConfig(outlier_z=None))
+    assert res.ok and res.bad_rows == 0 and res.sorted_rows == 2
+    assert list(res.clean["ts"]) == [T0 + i * H for i in range(40)]
+    assert res.clean["close"].iloc[10] == rows[25][3]
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), [
+    ("close", np.inf, "non_finite"), ("high", np.inf, "non_finite"), ("low", -np.inf, "non_finite"),
+    ("volume", np.inf, "non_finite"), ("high", 1e308, "absurd_value"),
+    ("volume", 1e300, "absurd_value"), ("open", 0.0, "nonpositive_price"),
+    ("low", -3.0, "nonpositive_price"),
+])
+def test_non_finite_and_absurd_values_are_quarantined_and_rejected(
+        column: str, value: float, reason: str) -> None:
+    rows = walk(6)
+    df = frame(rows)
+    df.loc[3, column] = value
+    res = validate_bars(df, "1h", ValidationConfig(outlier_z=None))
+    assert reason in set(res.quarantine.loc[res.quarantine["row"] == 3, "reason"])
+    assert 3 not in set(res.clean.index)
+    assert not res.ok
+    detail = res.quarantine.loc[res.quarantine["reason"] == reason, "detail"].iloc[0]
+    assert "np.float64" not in detail and repr(float(value)) in detail
+    with pytest.raises(ValidationError, match=reason):
+        validate_bars(df, "1h", ValidationConfig(outlier_z=None), policy="reject")
+
+
+def test_trades_non_finite_and_absurd() -> None:
+    df = pd.DataFrame({"ts": [T0, T0 + 1, T0 + 2, T0 + 3], "price": [1.0, np.inf, 1e308, 1.0],
+                       "size": [1.0, 1.0, 1.0, np.inf], "side": ["buy"] * 4,
+                       "trade_id": ["1", "2", "3", "4"]})
+    res = validate_trades(df)
+    got = sorted(zip(res.quarantine["row"], res.quarantine["reason"], strict=True))
+    assert got == [(1, "non_finite"), (2, "absurd_value"), (3, "non_finite")]
+    assert list(res.clean["trade_id"]) == ["1"]
 
 
 def test_misaligned_nan_nonpositive_negative_volume() -> None:
@@ -244,8 +291,10 @@ def test_validate_trades_rules() -> None:
     })
     res = validate_trades(df)
     got = sorted(zip(res.quarantine["row"], res.quarantine["reason"], strict=True))
-    assert got == [(2, "nonpositive_size"), (3, "non_monotonic"), (4, "duplicate_id"),
-                   (4, "nonpositive_price"), (5, "nan"), (6, "bad_side")]
-    assert list(res.clean["trade_id"]) == ["1", "2"]  # same-ms trades are fine
+    # trade 3 (T0+3 after T0+5) is only out of order: sorted into place, not quarantined
+    assert got == [(2, "nonpositive_size"), (4, "duplicate_id"), (4, "nonpositive_price"),
+                   (5, "nan"), (6, "bad_side")]
+    assert res.sorted_rows == 2
+    assert list(res.clean["trade_id"]) == ["1", "2", "4"]  # same-ms trades are fine; 4 sorted in
     with pytest.raises(ValidationError):
         validate_trades(df, policy="ffill")

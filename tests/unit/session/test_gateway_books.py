@@ -20,7 +20,9 @@ def fill(cid: str, side: Side, qty: str) -> Fill:
 
 
 def test_operator_fills_are_kept_out_of_the_strategys_position():
-    session = SimpleNamespace(holdings={IID: D("0.06")})  # only what the books read
+    # only what the books read (and the gateway's door is built from)
+    session = SimpleNamespace(holdings={IID: D("0.06")}, sid="s", actor="session:s", risk=None,
+                              _risk_context=None, config=SimpleNamespace(denied_in_row_limit=20))
     g = OrderGateway(session)  # type: ignore[arg-type]
     g.know_orders([Order("s-1", OrderIntent(IID, Side.BUY, D("0.05"), tag="manual:tina"), 0),
                    Order("s-2", OrderIntent(IID, Side.BUY, D("0.01"), tag="sma"), 0),

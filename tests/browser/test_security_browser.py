@@ -1,0 +1,314 @@
+"""The attacks of issue 14, in headless Chromium through `lyra serve` (proxy + Panel), on a
+LYRA_HOME holding a paper session:
+
+* reflected XSS: every app opened with hostile query parameters (script tags, event-handler
+  attributes, javascript: URLs, very long values, unicode), also through the login redirect:
+  no script runs (no ``window.__pwned``, no dialog) and the page shows a fixed message;
+  markup that does reach the DOM cannot run (the CSP has no ``'unsafe-inline'`` script);
+* no token in the page: ``document.cookie``, the page and the Bokeh session token embedded in
+  it hold neither the access nor the refresh token (nor any cookie or the identity header);
+* an open dashboard websocket is closed at the 60-minute idle timeout and at the 12-hour
+  lifetime (the server's clock is moved, nothing waits real minutes).
+
+Runs on SQLite: the session store behind the websocket binding is covered on both backends by
+tests/integration/auth/test_failure_flood.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from lyra.auth.serve import LyraServer, default_apps_dir
+from lyra.testing.serving import (
+    collect_console_errors,
+    dashboard_home,
+    launch_chromium,
+    new_user,
+    shot,
+    sign_in,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.subprocess]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("LYRA_TEST_ARTIFACTS", REPO / "test-artifacts")) / "security"
+OHLCV = REPO / "data" / "ohlcv" / "coinbase_BTC-USD_1h.csv.gz"
+
+MARK = "window.__pwned=1;alert(1)"
+HOSTILE = [
+    f"<script>{MARK}</script>",
+    f'<img src=x onerror="{MARK}">',
+    f"javascript:{MARK}",
+    f'"><svg onload="{MARK}">',
+    f"[click](javascript:{MARK})",
+    "A" * 4000 + f"<img src=x onerror={MARK}>",
+    "ü𝕏\u202e<b onmouseover=alert(1)>x</b>\u0000",
+]
+#: Each app's own parameters (besides ``session``, which every live app takes).
+APP_PARAMS = {
+    "trading": "bars",
+    "risk": "confidence",
+    "hft": "freq",
+    "risk_analytics": "window",
+    "rebalancing": "targets",
+    "executive": None,
+    "portfolio": None,
+    "fees": None,
+    "audit": None,
+}
+
+
+class OffsetClock:
+    """The wall clock plus an offset the test moves (session expiry without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture(scope="module")
+def clock() -> OffsetClock:
+    return OffsetClock()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, clock):
+    tmp = tmp_path_factory.mktemp("security-browser")
+    settings = dashboard_home(tmp / "home", OHLCV)
+    srv = LyraServer(
+        settings,
+        port=0,
+        apps_dir=default_apps_dir(),
+        clock=clock,
+        iterations=20_000,
+        panel_log=tmp / "panel.log",
+        per_client_logins=10_000,
+        ws_check_interval=0.2,  # the binding's timer; the expiry itself is on the moved clock
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, clock):
+    clock.offset = timedelta(0)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)  # a ceiling for a cold Panel on a busy machine, not a target
+    pg.console_errors = collect_console_errors(pg)  # type: ignore[attr-defined]
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    context.close()
+    clock.offset = timedelta(0)
+
+
+def _no_script_ran(page) -> None:
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert page.dialogs == []
+    # Playwright's CSS engine pierces Bokeh's shadow roots: no injected handler anywhere.
+    assert page.locator("[onerror], [onload], [onmouseover]").count() == 0
+
+
+def _hostile_url(route: str, i: int) -> str:
+    parts = [f"session={quote(HOSTILE[i % len(HOSTILE)])}"]
+    own = APP_PARAMS[route]
+    if own:
+        parts.append(f"{own}={quote(HOSTILE[(i + 3) % len(HOSTILE)])}")
+    parts.append(f"evil={quote(HOSTILE[(i + 1) % len(HOSTILE)])}")  # unknown: ignored
+    return f"/{route}?" + "&".join(parts)
+
+
+def test_hostile_query_parameters_run_no_script_in_any_app(page, server):
+    name, seed = new_user(server, "admin")
+    sign_in(page, server, name, seed)
+    for i, route in enumerate(APP_PARAMS):
+        page.goto(server.url + _hostile_url(route, i))
+        if route == "audit":  # takes no parameters: it renders and ignores them
+            page.wait_for_selector("text=Verify chain")
+        else:
+            message = page.locator(".lyra-message")
+            expect(message).to_contain_text("in the link")  # the fixed message, as text
+            text = message.inner_text()
+            assert "<" not in text and "javascript" not in text and "AAAA" not in text
+            page.wait_for_selector("text=sma_cross on coinbase")  # the latest session instead
+        _no_script_ran(page)
+    shot(page, ARTIFACTS, "hostile-params")
+    assert page.console_errors == []
+
+
+def test_a_hostile_link_survives_the_login_redirect_harmlessly(page, server):
+    name, seed = new_user(server, "risk_manager")
+    path = "/hft?freq=" + quote(HOSTILE[1]) + "&session=" + quote(HOSTILE[0])
+    sign_in(page, server, name, seed, path)  # logged out: login page first, then the link
+    assert page.url.startswith(server.url + "/hft?")
+    expect(page.locator(".lyra-message")).to_contain_text("`freq` in the link".replace("`", ""))
+    _no_script_ran(page)
+
+
+def test_markup_reaching_the_page_cannot_run(page, server):
+    """Defence in depth: even markup inserted into the DOM is blocked by the CSP (no
+    'unsafe-inline' script; a fresh nonce only on the scripts Panel rendered)."""
+    name, seed = new_user(server, "viewer")
+    sign_in(page, server, name, seed, "/trading")
+    page.wait_for_selector("text=sma_cross on coinbase")
+    violations = page.evaluate(
+        """() => new Promise(resolve => {
+            const seen = [];
+            document.addEventListener('securitypolicyviolation', e => seen.push(e.violatedDirective));
+            const box = document.createElement('div');
+            box.innerHTML = '<img src="data:," onerror="window.__pwned=1">'
+                          + '<img src="x-missing.png" onerror="window.__pwned=1">';
+            document.body.appendChild(box);
+            const s = document.createElement('script');
+            s.textContent = 'window.__pwned = 1';
+            document.body.appendChild(s);
+            const a = document.createElement('a');
+            a.href = 'javascript:window.__pwned=1'; document.body.appendChild(a); a.click();
+            setTimeout(() => resolve(seen), 1500);
+        })"""
+    )
+    assert violations and all(v.startswith("script-src") for v in violations)
+    assert page.evaluate("() => window.__pwned === undefined")
+
+
+def test_no_token_in_document_cookie_or_the_bokeh_session_token(page, server):
+    from bokeh.util.token import get_token_payload
+
+    name, seed = new_user(server, "risk_manager")
+    sign_in(page, server, name, seed, "/risk")
+    page.wait_for_selector("text=Kill switch")
+    jar = {c["name"]: c for c in page.context.cookies()}
+    access, refresh = jar["lyra_at"]["value"], jar["lyra_rt"]["value"]
+    assert jar["lyra_at"]["httpOnly"] and jar["lyra_rt"]["httpOnly"]
+    doc_cookie = page.evaluate("() => document.cookie")
+    assert "lyra_at" not in doc_cookie and "lyra_rt" not in doc_cookie
+    raw = page.evaluate("() => fetch(location.href).then(r => r.text())")  # the page as served
+    rendered = page.content()
+    tokens = [t for t in raw.split('"token":')[1:]]
+    assert tokens, "no Bokeh session token in the page"
+    token = json.loads(tokens[0].split(",")[0].split("}")[0])
+    payload = get_token_payload(token)
+    assert payload["cookies"] == {}
+    assert not {"cookie", "x-lyra-identity", "authorization"} & {k.lower() for k in payload["headers"]}
+    everything = raw + rendered + json.dumps(payload) + doc_cookie
+    for secret in (access, refresh, access.split(".")[1], refresh[-24:]):
+        assert secret not in everything
+    # The JWT's claims are not in the page in any form either (no subject-bearing token).
+    claims = json.loads(base64.urlsafe_b64decode(access.split(".")[1] + "=="))
+    assert claims["jti"] not in everything
+
+
+def _open_socket(page, server, role: str, path: str, ready: str):
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    name, seed = new_user(server, role)
+    sign_in(page, server, name, seed, path)
+    page.wait_for_selector(ready)
+    assert sockets and not sockets[-1].is_closed()
+    sid = json.loads(
+        base64.urlsafe_b64decode(
+            next(c["value"] for c in page.context.cookies() if c["name"] == "lyra_at").split(".")[1] + "=="
+        )
+    )["sid"]
+    return name, sid, sockets[-1]
+
+
+def _wait_closed(ws) -> None:
+    if not ws.is_closed():
+        ws.wait_for_event("close", timeout=60_000)
+    assert ws.is_closed()
+
+
+def _expiry_reasons(server, subject: str) -> list[str]:
+    out = []
+    for e in server.service.event_log.read():
+        p = json.loads(e.payload) if e.kind == "auth.session_expired" else None
+        if p and p["subject"] == subject:
+            out.append(p["detail"]["reason"])
+    return out
+
+
+def test_an_open_websocket_is_closed_at_the_idle_timeout(page, server, clock):
+    name, _sid, ws = _open_socket(page, server, "auditor", "/audit", "text=Verify chain")
+    clock.offset = timedelta(minutes=59)  # not yet: the socket stays open past several checks
+    page.click("text=Verify chain")  # a message from the browser, checked and forwarded
+    page.wait_for_selector("text=chain intact")
+    assert not ws.is_closed()
+    clock.offset = timedelta(minutes=59 + 61)  # 61 minutes without activity
+    _wait_closed(ws)
+    assert _expiry_reasons(server, name) == ["idle_expired"]
+
+
+def test_an_open_websocket_is_closed_at_the_session_lifetime(page, server, clock):
+    name, sid, ws = _open_socket(page, server, "auditor", "/audit", "text=Verify chain")
+    svc = server.service
+    for step in range(1, 15):  # active every 55 minutes (never idle) until 12 h are past
+        clock.offset = timedelta(minutes=55 * step)
+        svc.sessions.touch(sid, svc.now())  # what a request of the same session records
+        if 55 * step < 12 * 60:
+            assert svc.session_deadline(sid) is not None
+    _wait_closed(ws)
+    assert _expiry_reasons(server, name) == ["lifetime_expired"]
+
+
+def test_risk_manager_rearms_from_the_risk_page_and_roles_see_what_the_table_allows(page, server):
+    """The permission table is the one source: risk_manager gets cancel and re-arm on the
+    dashboard (no CLI role flag), a trader cancel but no re-arm, an analyst neither."""
+    from lyra.audit import EventLog
+    from lyra.auth.permissions import Action, Role, is_allowed
+    from lyra.risk.killswitch import KillSwitch
+    from lyra.risk.state import TradingStateStore
+
+    engine = server.service.engine
+    KillSwitch(TradingStateStore(EventLog(engine))).pull(session_id="dash", actor="alice", reason="drill")
+    name, seed = new_user(server, "risk_manager")
+    sign_in(page, server, name, seed, "/risk")
+    panel = page.locator(".lyra-risk-actions")
+    expect(panel).to_contain_text("Risk actions")
+    assert page.locator(".lyra-risk-cancel").count() == 1 and page.locator(".lyra-rearm").count() == 1
+    page.click(".lyra-rearm button")
+    expect(page.locator(".lyra-risk-action-result")).to_contain_text("reason")  # refused: say why
+    page.locator(".lyra-risk-actions input[placeholder='why trading may resume']").fill("drill over")
+    page.click(".lyra-rearm button")
+    expect(page.locator(".lyra-risk-action-result")).to_contain_text(f"Re-armed account:dash by {name}")
+    states = {s.scope: s.state.value for s in TradingStateStore(EventLog(engine)).read_all()}
+    assert states["account:dash"] == "active"
+    rearm = [r for r in EventLog(engine).read() if r.kind == "risk.rearm"]
+    assert (
+        rearm[-1].actor == f"{name} (risk_manager)"
+        and json.loads(rearm[-1].payload)["role"] == "risk_manager"
+    )
+    shot(page, ARTIFACTS, "risk-manager-rearm")
+    for role in (Role.TRADER, Role.ANALYST):
+        other = page.context.browser.new_context(viewport={"width": 1400, "height": 900})
+        pg = other.new_page()
+        pg.set_default_timeout(60_000)
+        try:
+            n, s = new_user(server, role.value)
+            sign_in(pg, server, n, s, "/risk")
+            pg.wait_for_selector("text=sma_cross on coinbase")
+            assert (pg.locator(".lyra-risk-cancel").count() == 1) == is_allowed(role, Action.CANCEL_ORDER)
+            assert (pg.locator(".lyra-rearm").count() == 1) == is_allowed(role, Action.REARM_KILL_SWITCH)
+        finally:
+            other.close()
+    assert page.console_errors == []
