@@ -62,4 +62,13 @@ if [ "${LYRA_SKIP_PROMETHEUS:-0}" != "1" ] && [ ! -x /usr/bin/promtool ]; then
     (sudo apt-get install -y -q prometheus >/dev/null 2>&1 || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q prometheus >/dev/null; })
   fi
 fi
+# `lyra backup` on PostgreSQL homes uses pg_dump / pg_restore from the client tools.
+if [ "${LYRA_SKIP_PG_CLIENT:-0}" != "1" ] && ! command -v pg_dump >/dev/null 2>&1; then
+  echo "==> installing PostgreSQL's client tools (pg_dump) for backups"
+  if [ "$(id -u)" = "0" ]; then
+    (apt-get install -y -q postgresql-client >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q postgresql-client >/dev/null; })
+  else
+    (sudo apt-get install -y -q postgresql-client >/dev/null 2>&1 || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q postgresql-client >/dev/null; })
+  fi
+fi
 echo "==> setup done"
