@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -239,13 +240,19 @@ def _wait_closed(ws) -> None:
     assert ws.is_closed()
 
 
-def _expiry_reasons(server, subject: str) -> list[str]:
-    out = []
-    for e in server.service.event_log.read():
-        p = json.loads(e.payload) if e.kind == "auth.session_expired" else None
-        if p and p["subject"] == subject:
-            out.append(p["detail"]["reason"])
-    return out
+def _expiry_reasons(server, subject: str, want: int = 1, deadline_s: float = 60.0) -> list[str]:
+    """The recorded expiry reasons of ``subject``'s sessions, once ``want`` are there (the
+    proxy closes the socket, then records why: wait on the record, not on timing)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        out = []
+        for e in server.service.event_log.read():
+            p = json.loads(e.payload) if e.kind == "auth.session_expired" else None
+            if p and p["subject"] == subject:
+                out.append(p["detail"]["reason"])
+        if len(out) >= want or time.monotonic() > end:
+            return out
+        time.sleep(0.1)
 
 
 def test_an_open_websocket_is_closed_at_the_idle_timeout(page, server, clock):
