@@ -184,7 +184,7 @@ def open_session(config: SessionConfig | Mapping[str, Any] | str | Path | None =
             s.fills().tail(), s.equity().plot()
     """
     from lyra.bootstrap import open_engine
-    from lyra.session.config import SessionConfig, load_session_config
+    from lyra.session.config import SessionConfig, check_data_range, load_session_config
 
     source: Path | dict[str, Any]
     if config is None:
@@ -203,6 +203,7 @@ def open_session(config: SessionConfig | Mapping[str, Any] | str | Path | None =
     cfg = load_session_config(source, **params)
     settings, engine = open_engine(settings)
     try:
+        check_data_range(cfg, settings.market_dir)  # as `lyra session start`: no 0-event "run"
         handle = SessionHandle(cfg, engine, settings)
     except BaseException:
         engine.dispose()

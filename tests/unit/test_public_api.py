@@ -273,3 +273,9 @@ def test_open_session_defaults_and_config_errors(session_home: dict[str, Any], t
                           symbols=["BTC/USDT"], session_id="bad")
     with pytest.raises(ConfigError, match="colour"):
         lyra.open_session(colour="red")
+    # Data the store does not hold is refused at open, as `lyra session start` does, instead
+    # of a session that "finishes" with 0 events.
+    with pytest.raises(ConfigError, match=r"no coinbase BTC/USD .* bars between start and end"):
+        lyra.open_session(toml, start="2001-01-01", end="2001-02-01")
+    with pytest.raises(ConfigError, match="no coinbase BTC/USD 1m bars in the market store"):
+        lyra.open_session(toml, timeframe="1m")
