@@ -68,6 +68,7 @@ from lyra.audit.events_ops import (
     CommandApplied,
     CommandDone,
     CommandRequested,
+    DeadmanArmed,
     EquitySnapshot,
     KillAcknowledged,
     KillSwitchPulled,
@@ -77,6 +78,7 @@ from lyra.audit.events_ops import (
     ReconcileDifference,
     RouteCompleted,
     RouteDecided,
+    SessionFailover,
     SessionFinished,
     SessionKilled,
     SessionStarted,
@@ -112,6 +114,7 @@ _ALL: tuple[type[Event], ...] = (
     TradingStateChanged, KillSwitchPulled, KillSwitchRearmed, KillAcknowledged, BreakerTripped,
     AlgoStarted, AlgoFinished, RouteDecided, RouteCompleted,
     LiveBaseline, ReconcileDifference, ReconcileCompleted,
+    SessionFailover, DeadmanArmed,
     *AUTH_TYPES,
 )
 

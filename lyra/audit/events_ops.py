@@ -327,3 +327,42 @@ class ReconcileCompleted(Event):
     #: asset -> {"expected", "venue", "difference"}, plain digits
     balance_gaps: Mapping[str, Mapping[str, Decimal]] = plain()
     venue_balances: Mapping[str, Decimal] = plain()  #: asset -> total, plain digits
+
+
+# --------------------------------------------------------------------------------- failover
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionFailover(Event):
+    """``session.failover`` (``lyra.session.standby``): a standby took over a session whose
+    owner's lease ran out (or whose owner process died on the standby's host), under a new
+    epoch, before resuming it. An operational marker (``lyra.session.recorder.is_operational``):
+    a resume does not re-verify it. ``ts`` is wall time."""
+
+    KIND: ClassVar[str] = "session.failover"
+    reason: str  #: "owner process gone" / "lease expired"
+    old_pid: int
+    old_host: str
+    old_epoch: int
+    old_expires_ts: int  #: wall ms: when the old owner's lease ran out (or would have)
+    new_pid: int
+    new_host: str
+    new_epoch: int
+    waited_ms: int  #: how long the standby had waited when it took over
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadmanArmed(Event):
+    """``session.deadman_armed`` (``lyra.execution.deadman``): a live session armed the venue's
+    dead-man switch (ccxt ``cancel_all_orders_after``): if no owner renews it within
+    ``timeout_ms`` the venue cancels every resting order. Written when first armed by a
+    process (``renewals`` 0) and when it is disarmed at a clean stop (``timeout_ms`` 0), not at
+    every renewal. An operational marker, like ``session.failover``."""
+
+    KIND: ClassVar[str] = "session.deadman_armed"
+    venue: str
+    timeout_ms: int  #: 0: disarmed
+    renew_every_ms: int
+    renewals: int  #: renewals by this process before this entry
+    pid: int
+    epoch: int  #: the lease epoch of the process that armed it (0: not known)

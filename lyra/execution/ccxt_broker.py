@@ -65,6 +65,7 @@ from lyra.execution.ccxt_support import (
     _unchanged,
     _with_client_id,
 )
+from lyra.execution.deadman import DeadmanSwitch, arm_deadman
 from lyra.execution.venue_reports import (
     UnknownVenueShape,
     balances_from_ccxt,
@@ -122,6 +123,9 @@ class CcxtBroker(PrivateStreams):
         #: order and trade updates received through the private stream
         self.stream_updates = 0
         self._need_sync = False
+        #: the venue's cancel-all-after timer, armed before the first order is sent
+        #: (:mod:`lyra.execution.deadman`; set by the live session)
+        self.deadman: DeadmanSwitch | None = None
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -154,6 +158,8 @@ class CcxtBroker(PrivateStreams):
             if reason:
                 self._emit(t, ExecutionReport(cid, E.REJECT, self._now_ms(), reason=reason))
                 return
+        if self.deadman is not None:
+            arm_deadman(self.deadman)  # the order rests covered by the venue's timer from the start
         self._send(t)
 
     def cancel(self, client_order_id: str) -> None:

@@ -1,4 +1,4 @@
-"""``lyra session start|status|stop|resume``."""
+"""``lyra session start|status|stop|resume|standby``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rich.table import Table
 
 from lyra.core.errors import ConfigError, LyraError
 
-session_app = typer.Typer(help="Paper/backtest sessions: start, status, stop, resume.", no_args_is_help=True)
+session_app = typer.Typer(help="Paper/backtest/live sessions: start, status, stop, resume, standby.",
+                          no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -27,25 +28,37 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def run_session(config: Any, *, quiet: bool = False) -> Any:
-    """Open (or resume) the session for ``config`` on the configured database and run it."""
+def run_session(config: Any, *, quiet: bool = False, lease: Any = None, engine: Any = None) -> Any:
+    """Open (or resume) the session for ``config`` on the configured database and run it.
+    ``lease``: a :class:`~lyra.session.lease.SessionLease` this process already holds (a
+    standby's takeover), handed to the session so that nobody can slip in between."""
 
     from lyra.bootstrap import open_engine
 
-    settings, engine = open_engine()
+    settings, own = open_engine()
     try:
-        return _run(config, engine, settings, quiet)
+        return _run(config, engine or own, settings, quiet, lease)
     finally:
-        engine.dispose()
+        own.dispose()
 
 
-def _run(config: Any, engine: Any, settings: Any, quiet: bool) -> Any:
+def _run(config: Any, engine: Any, settings: Any, quiet: bool, lease: Any = None) -> Any:
     from tqdm import tqdm
 
     from lyra.session.factory import open_session
+    from lyra.session.standby import LeaseRenewer, adopt_lease, exit_when_lost
 
-    session = open_session(config, engine=engine, market_dir=settings.market_dir,
-                           jsonl_path=settings.audit_dir / "events.jsonl")
+    renewer = LeaseRenewer(lease) if lease is not None else None
+    try:
+        session = open_session(config, engine=engine, market_dir=settings.market_dir,
+                               jsonl_path=settings.audit_dir / "events.jsonl")
+        if lease is not None:
+            adopt_lease(session, lease)  # already ours: the run does not acquire it again
+    finally:
+        if renewer is not None:
+            renewer.stop()  # the session's own control plane renews it from here on
+    # Fenced out by another owner: say so and make sure this process exits (lyra.session.standby).
+    session.control.lease.on_lost = exit_when_lost(config.session_id, say=_say)
     feed: Any = session.feed
     total = len(feed) if hasattr(feed, "__len__") else None
     if session.recorder.resuming:
@@ -143,6 +156,63 @@ def resume(session_id: str, quiet: Annotated[bool, typer.Option(help="No progres
     except LyraError as exc:
         _fail(str(exc))
     _print_result(result)
+
+
+@session_app.command("standby")
+def standby(
+    session_id: str,
+    ttl: Annotated[float | None, typer.Option(
+        "--ttl", help="Lease seconds once this process owns the session (default: the session's lease_s).")
+    ] = None,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between two looks at the owner's lease.")
+                    ] = 0.25,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Give up after this many seconds (default: wait for ever).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Wait on a running session's lease; when its owner dies (or its lease expires), take it
+    over with a new epoch, record session.failover, and resume it from its log."""
+    from lyra.session import standby as sb
+
+    if ttl is not None and not 1.0 <= ttl <= 3600.0:
+        _fail(f"--ttl={ttl!r}: a lease lasts 1 to 3600 seconds")
+    if not poll > 0:
+        _fail(f"--poll={poll!r}: must be a positive number of seconds")
+    try:
+        from lyra.bootstrap import open_engine
+
+        settings, engine = open_engine()
+        try:
+            cfg = sb.check_standby(engine, session_id)  # refused before anything is written
+            sb.warm_up()
+            say = _say
+            say(f"standby for {session_id}: watching its lease every {poll:g} s")
+            got = sb.wait_for_takeover(engine, session_id, poll_s=poll, lease_s=ttl, timeout_s=timeout,
+                                       jsonl_path=settings.audit_dir / "events.jsonl", say=say)
+            if got is None:
+                say(f"standby for {session_id}: its owner was still alive after {timeout:g} s; giving up")
+                raise typer.Exit(1)
+            if isinstance(got, sb.StoodDown):
+                why = f": {got.error}" if got.error else ""
+                say(f"standby for {session_id}: the session ended ({got.status}{why}); nothing to take over")
+                raise typer.Exit(0 if got.status in ("finished", "stopped") else 1)
+            old = got.old
+            was = "no owner" if old is None else f"pid {old.pid} on host {old.host} (epoch {old.epoch})"
+            new = got.lease
+            say(f"failover of {session_id}: {was}: {got.reason}; took over as pid {new.pid} on host "
+                f"{new.host} (epoch {new.epoch}) after {got.waited_s:.2f} s; resuming from its log")
+            if ttl is not None:
+                cfg = cfg.model_copy(update={"lease_s": ttl})
+            result = run_session(cfg, quiet=quiet, lease=got.lease)
+        finally:
+            engine.dispose()
+    except LyraError as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
+def _say(text: str) -> None:
+    err.print(text, highlight=False, soft_wrap=True, markup=False)
 
 
 @session_app.command("stop")

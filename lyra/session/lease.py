@@ -23,9 +23,10 @@ same transaction as the entries, which must match one row), so it writes nothing
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -86,6 +87,17 @@ class LeaseInfo:
         if self.epoch <= 0 or self.expires_ts <= now_ms:
             return False
         return not (host is not None and self.host == host and not pid_alive(self.pid))
+
+    def free_because(self, now_ms: int, *, host: str) -> str:
+        """Why this lease is not held (``""`` if it is): ``released``, ``owner process gone``
+        (it ran on ``host`` and its process no longer exists) or ``lease expired``."""
+        if self.epoch <= 0:
+            return "never held"
+        if self.expires_ts <= now_ms:
+            return "released" if self.expires_ts == self.renewed_ts else "lease expired"
+        if self.host == host and not pid_alive(self.pid):
+            return "owner process gone"
+        return ""
 
     def describe(self) -> str:
         """``pid 4242 on host box1 (epoch 3, lease until 2026-01-02 10:00:30 UTC)``."""
@@ -189,6 +201,9 @@ class SessionLease:
         #: the epoch this process holds (None: not acquired, or released)
         self.epoch: int | None = None
         self.lost = False
+        #: called once, from whichever thread's commit or renewal noticed, when another process
+        #: took the session over (the CLI makes the process exit: ``lyra.session.standby``)
+        self.on_lost: Callable[[LeaseLost], None] | None = None
 
     @property
     def held(self) -> bool:
@@ -236,8 +251,14 @@ class SessionLease:
         n = conn.execute(sl.update().where(sl.c.session_id == self.session_id, sl.c.epoch == self.epoch)
                          .values(renewed_ts=now, expires_ts=now + self.ttl_ms)).rowcount
         if n != 1:
-            self.lost = True
-            raise LeaseLost(self.session_id, self.epoch, read_lease(conn, self.session_id))
+            first, self.lost = not self.lost, True
+            exc = LeaseLost(self.session_id, self.epoch, read_lease(conn, self.session_id))
+            if first and self.on_lost is not None:
+                try:
+                    self.on_lost(exc)
+                except Exception:  # a notification must not hide the refusal itself
+                    logging.getLogger(__name__).exception("on_lost of %s failed", self.session_id)
+            raise exc
 
     def renew(self) -> None:
         """Extend the lease (with the heartbeat); :class:`LeaseLost` if another owner took over."""

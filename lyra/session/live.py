@@ -164,7 +164,20 @@ class LiveSession(Session):
         self.reconciliation: ReconcileResult | None = None
         #: what to stop when the run ends (the market-data stream, the book recorder)
         self.closers: list[Any] = []
+        # The venue's dead-man switch (where it has one): armed before the first live order,
+        # renewed while this process holds the lease, disarmed at a clean stop.
+        from lyra.execution.deadman import DeadmanSwitch
+
+        # (the lease looked up at each call: a standby hands the session the one it took)
+        self.deadman = broker.deadman = DeadmanSwitch(
+            broker.exchange, venue=config.venue, owned=lambda: self.control.lease.held,
+            epoch=lambda: self.control.lease.epoch, record=self._record_deadman)
         self._restore()
+
+    def _record_deadman(self, payload: dict[str, Any]) -> None:
+        """``session.deadman_armed`` (wall time), in its own fenced transaction."""
+        self.log.append("session.deadman_armed", payload, actor=self.actor, session_id=self.sid,
+                        ts=self.wall_clock.now_ms())
 
     # -- state from the log ---------------------------------------------------------------
     def _mine(self) -> dict[str, Order]:
@@ -238,6 +251,10 @@ class LiveSession(Session):
         self.recorder.commit()
         if not res.balances_ok:
             self._halt(res)
+        if self.working:  # orders rest on the venue (a takeover, a restart): cover them now
+            from lyra.execution.deadman import arm_deadman
+
+            arm_deadman(self.deadman)
         self.reconciliation = res
         self.broker.start_streams()
         return res
@@ -285,6 +302,7 @@ class LiveSession(Session):
 
     def run(self, *, max_events: int | None = None, on_progress: Any = None) -> Any:
         """Reconcile (once per process), then run the loop on the live feed."""
+        clean = False
         try:
             self.control.acquire()  # own the session before reconciling writes to its log
             if self.reconciliation is None:
@@ -293,8 +311,12 @@ class LiveSession(Session):
                 except BaseException:
                     self.control.finish()  # give the lease back
                     raise
-            return super().run(max_events=max_events, on_progress=on_progress)
+            result = super().run(max_events=max_events, on_progress=on_progress)
+            clean = not self.control.lease.lost
+            return result
         finally:
+            # A clean end disarms the venue's timer; a crash or a lost session leaves it to fire.
+            self.deadman.close(disarm=clean)
             self.broker.close()
             for close in self.closers:
                 close()

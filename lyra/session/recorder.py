@@ -24,6 +24,10 @@ from lyra.audit.projections import Projector
 from lyra.core.errors import IntegrityError
 from lyra.core.orders import Order, OrderEvent
 
+#: Session markers written around its run, not by it: a stop, a standby's takeover, the venue's
+#: dead-man switch armed (``lyra.session.standby``, ``lyra.execution.deadman``).
+_OPERATIONAL = frozenset({"session.stopped", "session.failover", "session.deadman_armed"})
+
 
 def is_operational(kind: str) -> bool:
     """Entries that record what happened *to* a session rather than what it did (breaker
@@ -31,7 +35,7 @@ def is_operational(kind: str) -> bool:
     written outside the session's own deterministic stream, so a resume does not re-verify
     them. (Where the session *acted* on a kill or a command, ``session.kill`` and
     ``session.command``, is part of its stream.)"""
-    return (kind == "session.stopped" or kind.startswith("command.")
+    return (kind in _OPERATIONAL or kind.startswith("command.")
             or (kind.startswith("risk.") and kind != "risk.decision"))
 
 

@@ -235,6 +235,7 @@ class FakeExchange:
         self.port = 0
         self.account = account
         self._private: Any = None  # the signed API (lyra.testing.fake_private), when there is an account
+        self.deadman: Any = None  # its dead-man switch (lyra.testing.fake_deadman), likewise
         if account is not None:  # its books start from the recorded ones
             account.attach(exchange_info, self.now_ms,
                            lambda s: self._book_state(s, 5000) if s in self.books else None)
@@ -312,6 +313,9 @@ class FakeExchange:
 
             self._private = PrivateApi(self, self.account)
             self._private.install(app)
+            from lyra.testing.fake_deadman import install_deadman
+
+            self.deadman = install_deadman(app, self._private)  # cancel-all-after (fake_deadman)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
