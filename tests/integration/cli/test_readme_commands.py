@@ -42,7 +42,7 @@ size_increment = "0.00000001"
 #: several sub-commands of one group.
 COVERED = {
     "init", "doctor", "data list", "data quality", "data download", "session start",
-    "session status", "session stop", "session resume", "kill", "risk status", "risk rearm",
+    "session status", "session stop", "session resume", "session standby", "kill", "risk status", "risk rearm",
     "user add", "serve", "run", "runs list", "runs show", "schedule add", "schedule run",
     "audit verify", "audit repair", "audit replay", "schedule fire",
     "backup create", "backup list", "backup verify", "backup prune", "restore",
@@ -122,6 +122,9 @@ def test_readme_commands_through_the_real_entry_point(tmp_path: Path) -> None:
     assert "is finished, not running: nothing to stop" in r.stderr  # not "stop requested"
     r = lyra("session resume", "session", "resume", "readme", "--quiet")
     assert "re-verifying" in r.stdout
+    # A standby waits on a running session's owner: on a finished one it refuses, writing nothing.
+    r = lyra("session standby", "session", "standby", "readme", "--quiet", code=2)
+    assert "is finished: a standby waits on a running session's owner" in " ".join(r.stderr.split())
 
     lyra("kill", "kill", "--all", "--flatten", "--actor", "alice", "--reason", "drill")
     status = lyra("risk status", "risk", "status").stdout
