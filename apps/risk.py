@@ -163,6 +163,10 @@ class RiskView(LiveView):
     def _pull(self, _e: Any = None) -> None:
         self._k_confirm.visible = False
         assert self.principal is not None
+        refused = self.actions.gate.refusal(Action.PULL_KILL_SWITCH)  # fresh re-auth under serve
+        if refused:
+            self._k_out.object = refused
+            return
         sid = None if self._k_scope.value == "everything" else (self.session_id or None)
         try:
             req = pull_kill_switch(

@@ -28,6 +28,7 @@ from lyra.readside import MANUAL_SESSION, ManualDesk, ReadModel, downsample_ohlc
 
 try:
     from _book_views import OrderBookView
+    from _risk_actions import ReauthGate
     from _template import (
         NUMBER,
         SESSION_PARAM,
@@ -42,6 +43,7 @@ try:
     )
 except ImportError:  # pragma: no cover - notebook use
     from apps._book_views import OrderBookView
+    from apps._risk_actions import ReauthGate
     from apps._template import (
         NUMBER,
         SESSION_PARAM,
@@ -99,6 +101,7 @@ class TradingView(LiveView):
     ) -> None:
         self.principal = principal
         self.desk = desk
+        self.gate = ReauthGate(ROUTE)  # large orders need a fresh re-auth (under lyra serve)
         self._cmd: int | None = None  # the ticket's last command, polled until the session answers
         self.shown_bars = pd.DataFrame()
         self.fill_frame = pd.DataFrame()
@@ -208,6 +211,8 @@ class TradingView(LiveView):
             self._t_confirm,
             self._t_out,
         ]
+        if self.gate.served:  # orders above the re-auth notional need it
+            widgets.append(self.gate.widget())
         if p.can(Action.CANCEL_ORDER):
             self._c_pick = pn.widgets.Select(label="Cancel an open order", options=[])
             cancel = pn.widgets.Button(label="Cancel order", color="warning")
@@ -243,6 +248,14 @@ class TradingView(LiveView):
         assert self.principal is not None
         try:
             inst, side, qty, limit = self._ticket_values()
+            mark = self.rm.last_marks(self.session_id).get(inst) if limit is None else None
+            price = limit if limit is not None else Decimal(str(mark)) if mark is not None else None
+            # No price to value a market order: counted as large (re-authenticate to send it).
+            notional = qty * price if price is not None and price.is_finite() else Decimal("Infinity")
+            refused = self.gate.refusal(Action.PLACE_ORDER, notional=notional)
+            if refused:
+                self._t_out.object = refused
+                return
             cmd = self.desk.submit(
                 self.principal,
                 instrument_id=inst,

@@ -113,7 +113,9 @@ class Settings(BaseModel):
         """Create ``home`` and its sub-folders; a clear error if it is not writable."""
         for d in (self.home, self.market_dir, self.runs_dir, self.audit_dir):
             try:
-                d.mkdir(parents=True, exist_ok=True)
+                # Owner-only (0700) when we create them: the database, the audit mirror and the
+                # secrets live here. An existing folder keeps the mode its owner chose.
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise ConfigError(
                     "home", str(self.home), f"cannot create {d}: {exc.strerror}",

@@ -145,7 +145,8 @@ class EventLog:
         self._file_size = -1  # size after our last write: if unchanged, no catch-up needed
         self._file_last_seq = -1
         if jsonl_path is not None:
-            jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            jsonl_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            jsonl_path.touch(mode=0o600, exist_ok=True)  # owner-only when we create it
             self.sync_file()
 
     @contextmanager
@@ -224,7 +225,7 @@ class EventLog:
         if self.jsonl_path is None:
             return 0
         seq, _ = self.head()
-        self.jsonl_path.touch(exist_ok=True)
+        self.jsonl_path.touch(mode=0o600, exist_ok=True)
         with open(self.jsonl_path, "a", encoding="utf-8") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:

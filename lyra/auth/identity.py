@@ -50,10 +50,19 @@ class IdentitySigner:
     def __init__(self, signing_key: bytes) -> None:
         self._key = _derived(signing_key)
 
-    def sign(self, subject: str, role: Role, session_id: str, *, now: datetime | None = None) -> str:
-        """A short-lived identity token for ``subject`` in session ``session_id``."""
+    def sign(
+        self,
+        subject: str,
+        role: Role,
+        session_id: str,
+        *,
+        now: datetime | None = None,
+        reauth_at: datetime | None = None,
+    ) -> str:
+        """A short-lived identity token for ``subject`` in session ``session_id`` (with the
+        session's last re-authentication time, if any: claim ``rat``)."""
         at = now or datetime.now(UTC)
-        payload = {
+        payload: dict[str, object] = {
             "sub": subject,
             "role": role.value,
             "sid": session_id,
@@ -62,6 +71,8 @@ class IdentitySigner:
             "exp": int((at + IDENTITY_TTL).timestamp()),
             "jti": secrets.token_urlsafe(9),
         }
+        if reauth_at is not None:
+            payload["rat"] = int(reauth_at.timestamp())
         return jwt.encode(payload, self._key, algorithm="HS256", headers={"typ": _TYP})
 
 
@@ -89,6 +100,7 @@ class IdentityVerifier:
                 return None
             if int(p["iat"]) > at.timestamp() + 5:  # from the future: a clock we do not share
                 return None
+            rat = p.get("rat")
             return AccessClaims(
                 subject=str(p["sub"]),
                 role=Role(p["role"]),
@@ -96,6 +108,7 @@ class IdentityVerifier:
                 jti=str(p.get("jti", "")),
                 issued_at=datetime.fromtimestamp(int(p["iat"]), UTC),
                 expires_at=datetime.fromtimestamp(int(p["exp"]), UTC),
+                reauth_at=datetime.fromtimestamp(int(rat), UTC) if rat is not None else None,
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             return None

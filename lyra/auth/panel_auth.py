@@ -206,6 +206,13 @@ def current_principal() -> Principal | None:
     return _SESSION_PRINCIPALS.get(key)
 
 
+def current_claims() -> AccessClaims | None:
+    """The verified identity of the current Panel session, with its last re-authentication
+    (``reauth_at``, for :func:`lyra.auth.reauth.check_fresh`). Call it while the app is being
+    built (in ``create_app``); None outside ``lyra serve``."""
+    return _request_claims()
+
+
 _APPS: list[AppSpec] = []
 
 

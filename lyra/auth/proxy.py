@@ -7,14 +7,21 @@
 * Everything else needs a live session: pages without one redirect to the login page,
   anything else gets 401. An expired access token is silently refreshed with the refresh
   token; concurrent requests of one browser share a single refresh (so our own proxy never
-  trips the refresh-token reuse detector), and a just-spent token keeps yielding the same new
-  pair for ``refresh_grace`` seconds (requests already in flight when the cookie changed).
+  trips the refresh-token reuse detector). For ``refresh_grace`` seconds a just-spent token
+  still lets a request through *from the same client* (address and User-Agent: requests
+  already in flight when the cookie changed) but never hands out the new pair again: only the
+  response to the refresh itself carries it. Anyone else presenting it is a replay.
 * Authorised requests are forwarded to Panel, HTTP **and websocket**, without the browser's
   cookies: Panel gets a signed one-minute identity header instead; websockets are bound to
   the session (idle timeout, lifetime, logout). App paths also need the app's role (403
   otherwise). The Panel server checks the identity again (panel_auth). (:mod:`.proxy_forward`)
 * ``/api/*``: programmatic endpoints that take ``Authorization: Bearer lyra_...`` API keys (or
-  the session cookie plus an ``X-Lyra-CSRF`` header).
+  the session cookie plus an ``X-Lyra-CSRF`` header: a token of *this login session*, given by
+  ``GET /api/whoami``; a new login gets a new one, a form's CSRF nonce is renewed at login).
+* Over TLS (direct or ``--behind-tls-proxy``) every cookie is ``__Host-``-prefixed (Secure,
+  ``Path=/``, no Domain: a sibling subdomain cannot plant or shadow it) and unprefixed cookies
+  are ignored. Requests whose ``Host`` is not in ``ProxyConfig.allowed_hosts`` get 400.
+  ``X-Forwarded-For`` is believed only from ``ProxyConfig.trusted_proxies``.
 * Security headers on every response: a CSP with no inline script allowance beyond the hashes
   of the page's own scripts, frame-ancestors 'none', nosniff, same-origin referrers, HSTS when
   TLS. Error messages never say which credential was wrong, and never echo input.
@@ -26,6 +33,7 @@ import asyncio
 import hashlib
 import hmac
 import html
+import ipaddress
 import json
 import logging
 import secrets
@@ -45,6 +53,7 @@ from lyra.auth.panel_auth import (
     AppSpec,
 )
 from lyra.auth.permissions import Principal
+from lyra.auth.proxy_account import AccountRoutes
 from lyra.auth.proxy_forward import HOP_BY_HOP, PANEL_CSP, Forwarder
 from lyra.auth.proxy_pages import AUTH_CSP, LoginRoutes, is_page, page, redirect, safe_next
 from lyra.auth.service import AuthService
@@ -65,8 +74,12 @@ class ProxyConfig:
     upstream: str  # http://127.0.0.1:<panel port>
     apps: Sequence[AppSpec] = ()
     tls: bool = False  # served over HTTPS (directly or by a TLS-terminating proxy)
-    trust_forwarded: bool = False  # take the client IP from X-Forwarded-For (nginx in front)
-    refresh_grace: float = 10.0  # seconds a spent refresh token maps to the same new pair
+    #: Addresses or networks (``127.0.0.1``, ``10.0.0.0/8``) whose ``X-Forwarded-For`` is
+    #: believed. Empty (the default): never; the client is the connection's peer.
+    trusted_proxies: Sequence[str] = ()
+    #: Host names (without port) requests may be addressed to; empty: any (tests, notebooks).
+    allowed_hosts: Sequence[str] = ()
+    refresh_grace: float = 10.0  # seconds a spent refresh token still serves its own client
     ws_check_interval: float = 30.0  # how often a websocket re-checks its session
     max_ws_frame: int = 4 * 1024 * 1024  # largest websocket message either way (bytes)
     public_origins: Sequence[str] = field(default_factory=tuple)  # extra allowed Origins
@@ -85,7 +98,9 @@ class AuthProxy:
         self.identity = IdentitySigner(service.signing_secret())
         self._csrf_key = hmac.new(service.signing_secret(), b"lyra-derive:csrf", "sha256").digest()
         self._inflight: dict[str, asyncio.Future[TokenPair]] = {}
-        self._recent: dict[str, tuple[float, TokenPair]] = {}
+        self._recent: dict[str, tuple[float, TokenPair, str]] = {}  # token -> (when, pair, client)
+        self._trusted = [ipaddress.ip_network(a, strict=False) for a in config.trusted_proxies]
+        self._hosts = {h.lower().strip("[]") for h in config.allowed_hosts}
         self._client: aiohttp.ClientSession | None = None
         self.pages = LoginRoutes(self)
         self.forwarder = Forwarder(self)
@@ -99,6 +114,7 @@ class AuthProxy:
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         self.pages.routes(app.router)
+        AccountRoutes(self).routes(app.router)  # /auth/keys: one's own API keys
         self.forwarder.routes(app.router)  # the catch-all: last
         return app
 
@@ -122,6 +138,8 @@ class AuthProxy:
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if self._hosts and _host_name(request) not in self._hosts:
+            return self._error(request, 400, "unknown host")
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
@@ -130,6 +148,13 @@ class AuthProxy:
             raise
         except (TimeoutError, aiohttp.ClientConnectionError):
             return self._error(request, 502, "dashboard server unavailable")
+        except UnicodeError:
+            # A body, form field or header that is not UTF-8: the client's fault, said briefly.
+            return self._error(request, 400, "request is not valid UTF-8")
+        except Exception:
+            # Anything else is ours: the details go to the server log, never to the client.
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            return self._error(request, 500, "internal error")
 
     async def _security_headers(self, request: web.Request, response: web.StreamResponse) -> None:
         h = response.headers
@@ -147,12 +172,45 @@ class AuthProxy:
 
     # ------------------------------------------------------------------ helpers
 
+    def _is_trusted(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self._trusted)
+
     def _client_ip(self, request: web.Request) -> str:
-        if self.config.trust_forwarded and request.remote in ("127.0.0.1", "::1"):
-            fwd = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-            if fwd and len(fwd) <= 64:
-                return fwd
-        return request.remote or "unknown"
+        """The client's address: the peer, or (only when the peer is a trusted proxy) the
+        right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
+        peer = request.remote or "unknown"
+        if not self._trusted or not self._is_trusted(peer):
+            return peer
+        fwd = request.headers.get("X-Forwarded-For", "")
+        if len(fwd) > 1024:
+            return peer
+        for entry in reversed(fwd.split(",")):
+            candidate = entry.strip()
+            try:
+                ipaddress.ip_address(candidate)
+            except ValueError:
+                return peer  # junk: believe nothing further left
+            if not self._is_trusted(candidate):
+                return candidate
+        return peer
+
+    def _client_key(self, request: web.Request) -> str:
+        """Who a refresh grace belongs to: address and User-Agent."""
+        ua = request.headers.get("User-Agent", "")
+        return hashlib.sha256(f"{self._client_ip(request)}|{ua}".encode("utf-8", "replace")).hexdigest()
+
+    def cookie_name(self, base: str) -> str:
+        """Over TLS, ``__Host-<base>``: Secure, Path=/, no Domain (browsers enforce it)."""
+        return "__Host-" + base if self.config.tls else base
+
+    def read_cookie(self, request: web.Request, base: str) -> str:
+        """Our cookie ``base`` from the request ('' if absent); unprefixed ones are ignored
+        over TLS."""
+        return request.cookies.get(self.cookie_name(base), "")
 
     def _own_origin(self, request: web.Request) -> str:
         scheme = "https" if self.config.tls else "http"
@@ -175,8 +233,17 @@ class AuthProxy:
 
     def _cookie(self, resp: web.StreamResponse, name: str, value: str, max_age: int, path: str = "/") -> None:
         resp.set_cookie(
-            name, value, max_age=max_age, path=path, httponly=True, secure=self.config.tls, samesite="Strict"
+            self.cookie_name(name),
+            value,
+            max_age=max_age,
+            path="/" if self.config.tls else path,  # __Host- cookies must have Path=/
+            httponly=True,
+            secure=self.config.tls,
+            samesite="Strict",
         )
+
+    def _drop_cookie(self, resp: web.StreamResponse, name: str, path: str = "/") -> None:
+        resp.del_cookie(self.cookie_name(name), path="/" if self.config.tls else path)
 
     def _set_tokens(self, resp: web.StreamResponse, pair: TokenPair) -> None:
         now = self.service.now()
@@ -195,13 +262,13 @@ class AuthProxy:
 
     def _clear_tokens(self, resp: web.StreamResponse) -> None:
         for name in (COOKIE_ACCESS, COOKIE_REFRESH):
-            resp.del_cookie(name, path="/")
+            self._drop_cookie(resp, name)
 
     def _csrf_for(self, nonce: str) -> str:
         return hmac.new(self._csrf_key, nonce.encode(), "sha256").hexdigest()
 
     def _csrf_form(self, request: web.Request, resp_holder: list[str]) -> str:
-        nonce = request.cookies.get(COOKIE_CSRF, "")
+        nonce = self.read_cookie(request, COOKIE_CSRF)
         if len(nonce) != 43:
             nonce = secrets.token_urlsafe(32)
             resp_holder.append(nonce)
@@ -216,7 +283,7 @@ class AuthProxy:
         return resp
 
     def _csrf_ok(self, request: web.Request, form: Any) -> bool:
-        nonce = request.cookies.get(COOKIE_CSRF, "")
+        nonce = self.read_cookie(request, COOKIE_CSRF)
         sent = form.get("csrf", "") if form is not None else ""
         if not self._origin_ok(request) or len(nonce) != 43 or not isinstance(sent, str):
             return False
@@ -235,15 +302,21 @@ class AuthProxy:
 
     # ------------------------------------------------------------------ auth resolution
 
-    async def _refresh(self, token: str, client: str) -> TokenPair:
+    def session_csrf(self, session_id: str) -> str:
+        """The API CSRF token of one login session (a new login, a new token)."""
+        return self._csrf_for("api-session:" + session_id)
+
+    async def _refresh(self, token: str, client: str, client_key: str) -> tuple[TokenPair, bool]:
+        """(pair, fresh): ``fresh`` False means a request of the same client within the grace
+        window after the refresh: it may be served, but the pair must not be handed out."""
         key = hashlib.sha256(token.encode()).hexdigest()
         now = self.clock.monotonic_s()
         recent = self._recent.get(key)
-        if recent is not None and now - recent[0] <= self.config.refresh_grace:
-            return recent[1]
+        if recent is not None and now - recent[0] <= self.config.refresh_grace and recent[2] == client_key:
+            return recent[1], False
         running = self._inflight.get(key)
         if running is not None:
-            return await asyncio.shield(running)
+            return await asyncio.shield(running), True  # the same browser's parallel requests
         fut: asyncio.Future[TokenPair] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         try:
@@ -255,27 +328,29 @@ class AuthProxy:
         finally:
             self._inflight.pop(key, None)
         fut.set_result(pair)
-        self._recent[key] = (now, pair)
-        for k, (t, _p) in list(self._recent.items()):
+        self._recent[key] = (now, pair, client_key)
+        for k, (t, _p, _c) in list(self._recent.items()):
             if now - t > self.config.refresh_grace:
                 del self._recent[k]
-        return pair
+        return pair, True
 
     async def _session_claims(self, request: web.Request) -> tuple[AccessClaims | None, TokenPair | None]:
         """(claims of the live session, new pair to set) from the cookies; (None, None) when
         there is no live session."""
-        access = request.cookies.get(COOKIE_ACCESS)
+        access = self.read_cookie(request, COOKIE_ACCESS)
         if access:
             try:
                 return await self._run(self.service.authenticate, access), None
             except InvalidToken as exc:
                 if exc.reason not in ("expired", "session ended", "no token"):
                     log.info("access token refused: %s", exc.reason)
-        refresh = request.cookies.get(COOKIE_REFRESH)
+        refresh = self.read_cookie(request, COOKIE_REFRESH)
         if refresh:
             try:
-                pair = await self._refresh(refresh, self._client_ip(request))
-                return await self._run(self.service.authenticate, pair.access_token), pair
+                client = self._client_ip(request)
+                pair, fresh = await self._refresh(refresh, client, self._client_key(request))
+                claims = await self._run(self.service.authenticate, pair.access_token)
+                return claims, (pair if fresh else None)
             except InvalidToken:
                 return None, None
         return None, None
@@ -290,7 +365,7 @@ class AuthProxy:
         claims, pair = await self._session_claims(request)
         if claims is None:
             return None, None, None
-        access = pair.access_token if pair is not None else request.cookies.get(COOKIE_ACCESS)
+        access = pair.access_token if pair is not None else self.read_cookie(request, COOKIE_ACCESS)
         return self.principal_of(claims), access, pair
 
     def _unauthenticated(self, request: web.Request) -> web.StreamResponse:
@@ -302,6 +377,14 @@ class AuthProxy:
             resp = web.json_response({"error": "authentication required"}, status=401)
         self._clear_tokens(resp)
         return resp
+
+
+def _host_name(request: web.Request) -> str:
+    """The Host header's name part, lower case, without port or IPv6 brackets."""
+    host = (request.headers.get("Host") or "").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def json_dumps(value: Any) -> str:

@@ -121,7 +121,12 @@ class Forwarder:
     def _upstream_headers(self, request: web.Request, claims: AccessClaims) -> dict[str, str]:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         # No cookies at all: Panel needs none, and Bokeh would copy them into the page.
-        headers[IDENTITY_HEADER] = self.p.identity.sign(claims.subject, claims.role, claims.session_id)
+        headers[IDENTITY_HEADER] = self.p.identity.sign(
+            claims.subject,
+            claims.role,
+            claims.session_id,
+            reauth_at=self.p.service.reauth.fresh_at(claims.session_id),
+        )
         headers["X-Forwarded-For"] = self.p._client_ip(request)
         headers["X-Forwarded-Proto"] = "https" if self.p.config.tls else "http"
         return headers

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from lyra.auth.apikeys import InvalidApiKey
-from lyra.auth.panel_auth import COOKIE_MFA
+from lyra.auth.panel_auth import COOKIE_CSRF, COOKIE_MFA
 from lyra.auth.permissions import Action, PermissionDenied, Principal
 from lyra.auth.policy import LoginThrottled
 from lyra.auth.service import LoginFailed
-from lyra.auth.tokens import TokenPair
+from lyra.auth.tokens import InvalidToken, TokenPair
 from lyra.core.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -41,6 +41,14 @@ class LoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(max_length=128)
     password: str = Field(max_length=1024)
+
+
+class ReauthBody(BaseModel):
+    """``POST /auth/api/reauth`` JSON body (with the session's ``X-Lyra-CSRF``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(max_length=1024)
+    code: str = Field(max_length=16)
 
 
 class MfaBody(BaseModel):
@@ -90,10 +98,13 @@ def redirect(location: str) -> web.Response:
 
 
 def safe_next(value: str | None) -> str:
-    """Only same-site relative paths are followed after login (no open redirect)."""
+    """Only same-site relative paths of printable ASCII are followed after login (no open
+    redirect, nothing that could break the redirect after the session is created)."""
     if not value or len(value) > 512 or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
-    if any(ord(c) < 33 for c in value) or value.startswith("/auth/"):
+    # Printable ASCII only: control characters, DEL and anything non-ASCII (which cannot go
+    # into a Location header as is) mean "go home", before any session is created.
+    if any(not 33 <= ord(c) <= 126 for c in value) or value.startswith("/auth/"):
         return "/"
     return value
 
@@ -121,6 +132,11 @@ class LoginRoutes:
         r.add_post("/auth/logout", self._logout_post)
         r.add_post("/auth/api/login", self._api_login)
         r.add_post("/auth/api/mfa", self._api_mfa)
+        r.add_get("/auth/reauth", self._reauth_form)
+        r.add_post("/auth/reauth", self._reauth_post)
+        r.add_post("/auth/api/reauth", self._api_reauth)
+        r.add_get("/auth/password", self._password_form)
+        r.add_post("/auth/password", self._password_post)
         r.add_get("/api/whoami", self._whoami)
         r.add_post("/api/ping-order", self._ping_order)
         r.add_get("/", self._index)
@@ -188,7 +204,7 @@ class LoginRoutes:
 
     async def _mfa_form(self, request: web.Request) -> web.Response:
         nxt = safe_next(request.query.get("next"))
-        if not request.cookies.get(COOKIE_MFA):
+        if not self.p.read_cookie(request, COOKIE_MFA):
             raise web.HTTPSeeOther("/auth/login")
         return self.p._form_page(request, "Code · Lyra", self._mfa_inner(nxt))
 
@@ -197,7 +213,7 @@ class LoginRoutes:
         form = await self.p._form(request)
         if form is None or not self.p._csrf_ok(request, form):
             return self.p._form_page(request, "Code · Lyra", self._mfa_inner(nxt, "The form expired."), 403)
-        ticket = request.cookies.get(COOKIE_MFA, "")
+        ticket = self.p.read_cookie(request, COOKIE_MFA)
         try:
             pair = await self.p._run(
                 self.p.service.login_mfa, ticket, form.get("code", ""), client=self.p._client_ip(request)
@@ -209,8 +225,145 @@ class LoginRoutes:
             return self.p._form_page(request, "Code · Lyra", self._mfa_inner(nxt, login_message(exc)), status)
         resp = redirect(nxt)
         self.p._set_tokens(resp, pair)
-        resp.del_cookie(COOKIE_MFA, path="/auth")
+        self.p._drop_cookie(resp, COOKIE_MFA, path="/auth")
+        # A new login session, a new form nonce: nothing from before the login carries over.
+        self.p._drop_cookie(resp, COOKIE_CSRF, path="/auth")
         return resp
+
+    # ------------------------------------------------------------------ re-authentication
+
+    def _reauth_inner(self, nxt: str, who: str, message: str = "") -> str:
+        err = f'<p class="err">{html.escape(message)}</p>' if message else ""
+        minutes = int(self.p.service.reauth.policy.window.total_seconds() // 60)
+        return (
+            f"<h1>Confirm it is you</h1>{err}<p>Signed in as <b>{html.escape(who)}</b>. The next "
+            f"step (kill switch, re-arm, user management, large orders) needs your password and a "
+            f"code again; it stays confirmed for {minutes} minutes.</p>"
+            f'<form method="post" action="/auth/reauth?next={html.escape(quote(nxt, safe="/"))}">{{csrf}}'
+            '<label for="password">Password</label><input id="password" name="password" type="password" '
+            'autocomplete="current-password" maxlength="1024" required autofocus>'
+            '<label for="code">6-digit code from your authenticator</label>'
+            '<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="16" '
+            'required><button type="submit" id="confirm-reauth">Confirm</button></form>'
+        )
+
+    async def _reauth_form(self, request: web.Request) -> web.StreamResponse:
+        nxt = safe_next(request.query.get("next"))
+        claims, pair = await self.p._session_claims(request)
+        if claims is None:
+            return self.p._unauthenticated(request)
+        resp = self.p._form_page(request, "Confirm · Lyra", self._reauth_inner(nxt, claims.subject))
+        if pair is not None:
+            self.p._set_tokens(resp, pair)
+        return resp
+
+    async def _reauth_post(self, request: web.Request) -> web.StreamResponse:
+        nxt = safe_next(request.query.get("next"))
+        claims, pair = await self.p._session_claims(request)
+        if claims is None:
+            return self.p._unauthenticated(request)
+        form = await self.p._form(request)
+        if form is None or not self.p._csrf_ok(request, form):
+            inner = self._reauth_inner(nxt, claims.subject, "The form expired; please try again.")
+            return self.p._form_page(request, "Confirm · Lyra", inner, 403)
+        try:
+            await self.p._run(
+                self.p.service.reauth.confirm,
+                claims.session_id,
+                claims.subject,
+                form.get("password", ""),
+                form.get("code", ""),
+                client=self.p._client_ip(request),
+            )
+        except (LoginFailed, LoginThrottled) as exc:
+            status = 429 if isinstance(exc, LoginThrottled) else 401
+            inner = self._reauth_inner(nxt, claims.subject, login_message(exc))
+            return self.p._form_page(request, "Confirm · Lyra", inner, status)
+        except InvalidToken:
+            return self.p._unauthenticated(request)
+        resp = redirect(nxt)
+        if pair is not None:
+            self.p._set_tokens(resp, pair)
+        return resp
+
+    async def _api_reauth(self, request: web.Request) -> web.Response:
+        """Re-authenticate a browser session (JSON; needs the session's CSRF header)."""
+        p, pair, session_id = await self._principal(request, state_changing=True)
+        if session_id is None:
+            return web.json_response({"error": "API keys cannot re-authenticate"}, status=400)
+        try:
+            body = await self._json(request, ReauthBody)
+            at = await self.p._run(
+                self.p.service.reauth.confirm,
+                session_id,
+                p.subject,
+                body.password,
+                body.code,
+                client=self.p._client_ip(request),
+            )
+        except (LoginFailed, LoginThrottled, ValidationError) as exc:
+            status = 429 if isinstance(exc, LoginThrottled) else 401 if isinstance(exc, LoginFailed) else 400
+            return web.json_response({"error": login_message(exc)}, status=status)
+        except InvalidToken:
+            return web.json_response({"error": "authentication required"}, status=401)
+        until = at + self.p.service.reauth.policy.window
+        resp = web.json_response({"fresh_until": until.isoformat()}, headers={"Cache-Control": "no-store"})
+        if pair is not None:
+            self.p._set_tokens(resp, pair)
+        return resp
+
+    # ------------------------------------------------------------------ own password
+
+    @staticmethod
+    def _password_inner(who: str, message: str = "", ok: bool = False) -> str:
+        note = f'<p class="{"ok" if ok else "err"}">{html.escape(message)}</p>' if message else ""
+        return (
+            f"<h1>Change your password</h1>{note}<p>Signed in as <b>{html.escape(who)}</b>. Your "
+            "other sessions end when the password changes.</p>"
+            '<form method="post" action="/auth/password">{csrf}'
+            '<label for="current">Current password</label><input id="current" name="current" '
+            'type="password" autocomplete="current-password" maxlength="1024" required autofocus>'
+            '<label for="new">New password (12 characters or more)</label><input id="new" name="new" '
+            'type="password" autocomplete="new-password" maxlength="1024" required>'
+            '<button type="submit" id="change-password">Change password</button></form>'
+            '<p><a href="/">Back</a></p>'
+        )
+
+    async def _password_form(self, request: web.Request) -> web.StreamResponse:
+        claims, pair = await self.p._session_claims(request)
+        if claims is None:
+            return self.p._unauthenticated(request)
+        resp = self.p._form_page(request, "Password · Lyra", self._password_inner(claims.subject))
+        if pair is not None:
+            self.p._set_tokens(resp, pair)
+        return resp
+
+    async def _password_post(self, request: web.Request) -> web.StreamResponse:
+        from lyra.auth.admin_service import AdminService
+
+        claims, _pair = await self.p._session_claims(request)
+        if claims is None:
+            return self.p._unauthenticated(request)
+        form = await self.p._form(request)
+        if form is None or not self.p._csrf_ok(request, form):
+            inner = self._password_inner(claims.subject, "The form expired; please try again.")
+            return self.p._form_page(request, "Password · Lyra", inner, 403)
+        try:
+            ended = await self.p._run(
+                AdminService(self.p.service).change_own_password,
+                claims.subject,
+                form.get("current", ""),
+                form.get("new", ""),
+                keep_session=claims.session_id,
+                client=self.p._client_ip(request),
+            )
+        except (LoginFailed, LoginThrottled, ValidationError) as exc:  # PasswordRejected included
+            status = 429 if isinstance(exc, LoginThrottled) else 401 if isinstance(exc, LoginFailed) else 400
+            inner = self._password_inner(claims.subject, login_message(exc))
+            return self.p._form_page(request, "Password · Lyra", inner, status)
+        message = f"Password changed; {ended} other session(s) ended."
+        done = self._password_inner(claims.subject, message, ok=True)
+        return self.p._form_page(request, "Password · Lyra", done)
 
     async def _logout_form(self, request: web.Request) -> web.StreamResponse:
         inner = (
@@ -223,14 +376,14 @@ class LoginRoutes:
         form = await self.p._form(request)
         if form is None or not self.p._csrf_ok(request, form):
             return self.p._error(request, 403, "The form expired; please try again.")
-        principal, access, _pair = await self.p._session(request)
-        if principal is not None and access is not None:
-            claims = await self.p._run(self.p.service.tokens.verify_access_token, access)
+        claims, _pair = await self.p._session_claims(request)
+        if claims is not None:
             await self.p._run(
                 self.p.service.logout, claims.session_id, claims.subject, client=self.p._client_ip(request)
             )
         resp = redirect("/auth/login?bye=1")
         self.p._clear_tokens(resp)
+        self.p._drop_cookie(resp, COOKIE_CSRF, path="/auth")
         return resp
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
@@ -245,10 +398,12 @@ class LoginRoutes:
             )
             or "<li>No dashboards for your role.</li>"
         )
+        keys = ' · <a href="/auth/keys">API keys</a>' if principal.can(Action.MANAGE_API_KEYS) else ""
         resp = page(
             "Lyra",
             f"<h1>Lyra dashboards</h1><p>Signed in as <b>{html.escape(principal.subject)}"
             f"</b> ({principal.role.value})</p><ul>{items}</ul>"
+            f'<p><a href="/auth/password">Change password</a>{keys}</p>'
             '<p><a href="/auth/logout">Sign out</a></p>',
         )
         if pair is not None:
@@ -305,7 +460,8 @@ class LoginRoutes:
 
     async def _principal(
         self, request: web.Request, *, state_changing: bool
-    ) -> tuple[Principal, TokenPair | None]:
+    ) -> tuple[Principal, TokenPair | None, str | None]:
+        """(who, a refreshed pair to set, the login session id: None for an API key)."""
         auth = request.headers.get("Authorization", "")
         if auth:
             scheme, _, key = auth.partition(" ")
@@ -324,26 +480,27 @@ class LoginRoutes:
                 raise web.HTTPUnauthorized(
                     text='{"error": "invalid API key"}', content_type="application/json"
                 ) from None
-            return p, None
-        principal, _access, pair = await self.p._session(request)
-        if principal is None:
+            return p, None, None
+        claims, pair = await self.p._session_claims(request)
+        if claims is None:
             raise web.HTTPUnauthorized(
                 text='{"error": "authentication required"}', content_type="application/json"
             )
+        principal = self.p.principal_of(claims)
         if state_changing:
             sent = request.headers.get("X-Lyra-CSRF", "")
-            expected = self.p._csrf_for("api:" + principal.subject)
+            expected = self.p.session_csrf(claims.session_id)
             if not self.p._origin_ok(request) or not hmac.compare_digest(sent.encode(), expected.encode()):
                 raise web.HTTPForbidden(
                     text='{"error": "missing or wrong X-Lyra-CSRF header"}', content_type="application/json"
                 )
-        return principal, pair
+        return principal, pair, claims.session_id
 
     async def _whoami(self, request: web.Request) -> web.Response:
-        p, pair = await self._principal(request, state_changing=False)
+        p, pair, session_id = await self._principal(request, state_changing=False)
         body: dict[str, Any] = {"subject": p.subject, "role": p.role.value, "via": p.via}
-        if p.via == "session":
-            body["csrf"] = self.p._csrf_for("api:" + p.subject)
+        if session_id is not None:
+            body["csrf"] = self.p.session_csrf(session_id)
         resp = web.json_response(body, headers={"Cache-Control": "no-store"})
         if pair is not None:
             self.p._set_tokens(resp, pair)
@@ -351,7 +508,7 @@ class LoginRoutes:
 
     async def _ping_order(self, request: web.Request) -> web.Response:
         """A protected trader action that only checks the permission (for tests and probes)."""
-        p, _pair = await self._principal(request, state_changing=True)
+        p, _pair, _sid = await self._principal(request, state_changing=True)
         try:
             await self.p._run(self.p.service.authorize, p, Action.PLACE_ORDER, path=request.path)
         except PermissionDenied:

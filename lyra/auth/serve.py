@@ -4,6 +4,12 @@ proxy on the public port.
     lyra serve --host 0.0.0.0 --port 8080            # needs a signing key (see below)
     lyra serve --demo                                 # local try-out: makes a key if none
 
+Behind nginx (``deploy/nginx/lyra.conf``): ``--behind-tls-proxy`` (Secure ``__Host-`` cookies,
+HSTS), ``--allowed-host lyra.example.org`` (the Host names requests may carry; loopback names
+are always allowed) and, if the client address should come from nginx's ``X-Forwarded-For``,
+``--trusted-proxy 127.0.0.1`` (nginx's address; note that on one machine every local process
+shares it).
+
 The signing key comes from ``LYRA_JWT_SECRET`` or ``$LYRA_HOME/secrets/jwt.key`` (mode 0600);
 outside ``--demo`` a missing or weak key stops the server before anything listens. The Panel
 child process gets the key on stdin, never on its command line or in its environment.
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,6 +96,8 @@ class LyraServer:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         behind_tls_proxy: bool = False,
+        trusted_proxies: Sequence[str] = (),
+        allowed_hosts: Sequence[str] | None = None,
         refresh_grace: float = 10.0,
         ws_check_interval: float = 30.0,
         service: AuthService | None = None,
@@ -119,7 +128,8 @@ class LyraServer:
                 upstream=f"http://127.0.0.1:{self.panel_port}",
                 apps=self.apps,
                 tls=self.tls,
-                trust_forwarded=behind_tls_proxy,
+                trusted_proxies=tuple(trusted_proxies),
+                allowed_hosts=default_allowed_hosts(host, allowed_hosts),
                 refresh_grace=refresh_grace,
                 ws_check_interval=ws_check_interval,
             ),
@@ -275,6 +285,19 @@ class LyraServer:
             self.service.flush_failures()
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def default_allowed_hosts(bind_host: str, extra: Sequence[str] | None) -> tuple[str, ...]:
+    """The Host names the proxy answers: loopback names, the bound address (unless a wildcard)
+    and ``extra`` (``--allowed-host``)."""
+    names = list(LOOPBACK_NAMES)
+    if bind_host not in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        names.append(bind_host)
+    names += list(extra or ())
+    return tuple(dict.fromkeys(n.lower().strip("[]") for n in names))
+
+
 def serve_command(
     host: Annotated[str, typer.Option(help="Public address of the auth proxy.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Public port of the auth proxy.")] = 8080,
@@ -286,9 +309,17 @@ def serve_command(
     behind_tls_proxy: Annotated[
         bool,
         typer.Option(
-            help="A TLS-terminating proxy (nginx) is in front: Secure cookies, HSTS, X-Forwarded-For."
+            help="A TLS-terminating proxy (nginx) is in front: Secure __Host- cookies, HSTS."
         ),
     ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(help="Address or network whose X-Forwarded-For is believed (repeatable)."),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Host name clients use (repeatable; loopback names are always allowed)."),
+    ] = None,
 ) -> None:
     """Serve the dashboards behind the auth proxy (login with password + TOTP)."""
     from lyra.settings import load_settings
@@ -310,6 +341,8 @@ def serve_command(
                 tls_cert=tls_cert,
                 tls_key=tls_key,
                 behind_tls_proxy=behind_tls_proxy,
+                trusted_proxies=trusted_proxy or (),
+                allowed_hosts=allowed_host or (),
             )
         finally:
             engine.dispose()  # also when the server refuses (a weak key): no connection left open

@@ -39,11 +39,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from sqlalchemy.engine import Engine
 
 from lyra.audit import EventLog
@@ -79,6 +77,7 @@ from lyra.auth.policy import (
     session_status,
     validate_username,
 )
+from lyra.auth.reauth import Reauthenticator, ReauthPolicy
 from lyra.auth.repository import (
     DbApiKeyRepository,
     DbRefreshTokenStore,
@@ -95,6 +94,7 @@ from lyra.auth.service_types import (  # re-exported: their home was here
     event_kind,
     load_key_from_settings,
 )
+from lyra.auth.tickets import MFA_TICKET_TTL, TicketIssuer, factor_fingerprint
 from lyra.auth.tokens import (
     REFRESH_PREFIX,
     AccessClaims,
@@ -117,11 +117,8 @@ from lyra.core.errors import ConfigError, ValidationError
 
 log = logging.getLogger(__name__)
 
-MFA_TICKET_TTL = timedelta(minutes=5)
 #: last_seen is written at most this often per session (one write per request is wasteful).
 TOUCH_RESOLUTION = timedelta(seconds=30)
-_MFA_TYP = "mfa+jwt"
-_MFA_AUD = "lyra-mfa"
 
 
 def _derive(key: bytes, label: str) -> bytes:
@@ -144,6 +141,7 @@ class AuthService:
         iterations: int = PBKDF2_ITERATIONS,
         per_client_logins: int = 30,
         demo: bool = False,
+        reauth_policy: ReauthPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.users = DbUserStore(engine)
@@ -166,10 +164,13 @@ class AuthService:
         )
         self.api_keys = ApiKeyManager(self.keys_repo, clock=clock, role_of=self.users.role_of)
         self.client_limiter = RateLimiter(per_client_logins, timedelta(minutes=1))
-        self._mfa_key = _derive(self.token_config.secret, "mfa-ticket")
+        #: MFA tickets: one completed second step each (:mod:`lyra.auth.tickets`).
+        self.tickets = TicketIssuer(_derive(self.token_config.secret, "mfa-ticket"))
         self._touched: dict[str, datetime] = {}
         #: Unauthenticated failures: the first per source, kind and minute is written, the rest counted.
         self.failures = FailureAggregator()
+        #: Fresh re-authentication (password + TOTP) for the dangerous actions (:mod:`.reauth`).
+        self.reauth = Reauthenticator(self, reauth_policy)
 
     @classmethod
     def from_settings(
@@ -397,59 +398,30 @@ class AuthService:
         if new_hash is not None:
             self.users.update(name, at, password_hash=new_hash)
             self.emit(AuthEventKind.PASSWORD_CHANGED, name, reason="rehashed at a higher cost")
-        exp = at + MFA_TICKET_TTL
-        ticket = jwt.encode(
-            {
-                "sub": name,
-                "aud": _MFA_AUD,
-                "iat": int(at.timestamp()),
-                "exp": int(exp.timestamp()),
-                "jti": secrets.token_urlsafe(12),
-            },
-            self._mfa_key,
-            algorithm="HS256",
-            headers={"typ": _MFA_TYP},
-        )
+        fingerprint = factor_fingerprint(user.totp_last_step, user.recovery_hashes, user.totp_secret_enc)
+        ticket, exp = self.tickets.issue(name, fingerprint, at)
         return MfaChallenge(ticket, exp)
-
-    def _ticket_subject(self, ticket: str, at: datetime) -> str | None:
-        if not isinstance(ticket, str) or len(ticket) > 1024:
-            return None
-        try:
-            decoded = jwt.api_jwt.decode_complete(
-                ticket,
-                self._mfa_key,
-                algorithms=["HS256"],
-                audience=_MFA_AUD,
-                options={
-                    "require": ["sub", "exp", "iat", "aud"],
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },  # times are checked below on the service clock
-            )
-        except jwt.PyJWTError:
-            return None
-        if decoded["header"].get("typ") != _MFA_TYP or int(decoded["payload"]["exp"]) <= at.timestamp():
-            return None
-        sub = decoded["payload"]["sub"]
-        return sub if isinstance(sub, str) else None
 
     def login_mfa(self, ticket: str, code: str, *, client: str = "unknown") -> TokenPair:
         """Step 2: a TOTP code (or a recovery code) for the ticket; returns the session tokens.
         A code is accepted once (replay protection is an atomic database update)."""
         at = self.now()
-        name = self._ticket_subject(ticket, at)
-        if name is None:
+        read = self.tickets.read(ticket, at)
+        if read is None:
             self.emit_failure(
-                AuthEventKind.MFA_FAILED, "<invalid>", reason="bad or expired ticket", client=client
+                AuthEventKind.MFA_FAILED, "<invalid>", reason="bad, expired or spent ticket", client=client
             )
             raise LoginFailed()
+        name, fingerprint, ticket_id = read
         key = self.users.attempt_key(name)
         state = self._throttle(key, name, client, at)
         user = self.users.get(name)
         if user is None or user.locked or user.disabled or user.totp_secret_enc is None:
             raise self._fail(AuthEventKind.MFA_FAILED, key, state, name, client, "no usable factor", at, user)
+        if fingerprint != factor_fingerprint(user.totp_last_step, user.recovery_hashes, user.totp_secret_enc):
+            # The ticket already completed a login (or the factor was reset since): spent.
+            self.emit_failure(AuthEventKind.MFA_FAILED, name, reason="spent ticket", client=client)
+            raise LoginFailed()
         text = code.strip() if isinstance(code, str) else ""
         factor = "totp"
         if len(text) > 64:
@@ -468,6 +440,9 @@ class AuthService:
             raise self._fail(
                 AuthEventKind.MFA_FAILED, key, state, name, client, "wrong or reused code", at, user
             )
+        if not self.tickets.spend(ticket_id, at):  # a concurrent step with another code won
+            self.emit_failure(AuthEventKind.MFA_FAILED, name, reason="spent ticket", client=client)
+            raise LoginFailed()
         self.users.save_attempts(key, LoginAttempts())
         pair = self.tokens.start_session(name, user.role, now=at)
         if factor == "recovery_code":
@@ -636,6 +611,7 @@ class AuthService:
 
 __all__ = [
     "GENERIC_LOGIN_ERROR",
+    "MFA_TICKET_TTL",
     "AuthService",
     "Enrolment",
     "LoginFailed",

@@ -193,6 +193,8 @@ class AccessClaims:
     jti: str
     issued_at: datetime
     expires_at: datetime
+    #: The session's last re-authentication (only in the proxy's identity for Panel).
+    reauth_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
                 raise ConfigError(
                     "database_url", url, f"folder {parent} does not exist", "run `lyra init` first"
                 )
+            _create_owner_only(Path(u.database).expanduser())
         engine = sa.create_engine(u, connect_args={"timeout": 30}, **kwargs)
         _sqlite_setup(engine)
         return engine
@@ -42,6 +44,22 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_pre_ping", True)
         return sa.create_engine(u, **kwargs)
     raise ConfigError("database_url", url, f"unsupported database {backend!r}", "use sqlite or postgresql")
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create an empty database file readable by its owner only (0600), if there is none.
+
+    SQLite creates its ``-wal``/``-shm`` files with the database file's mode, so they follow.
+    An existing file is left as it is (``lyra doctor`` reports loose permissions)."""
+    if str(path).startswith("file:"):
+        return  # a URI filename: SQLite's business
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # unwritable folder: SQLite's own error on connect says so more clearly
+    os.close(fd)
 
 
 def _sqlite_setup(engine: Engine) -> None:

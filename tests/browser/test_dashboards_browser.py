@@ -14,6 +14,7 @@ a message. The server stack starts once for the module.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,20 @@ def _signed_in(page, stack, role: str, path: str) -> None:
     srv = stack[0]
     name, seed = new_user(srv, role)
     sign_in(page, srv, name, seed, path)
+    page.lyra_seed = seed  # type: ignore[attr-defined]
+
+
+def _confirm_identity(page, stack) -> None:
+    """Password and a code again (the next TOTP step: the login used this one), then back."""
+    from lyra.auth.totp import totp_code
+    from lyra.testing.serving import PASSWORD
+
+    page.click("a.lyra-reauth-link")
+    page.wait_for_url("**/auth/reauth**")
+    page.fill("#password", PASSWORD)
+    page.fill("#code", totp_code(page.lyra_seed, stack[0].service.now() + timedelta(seconds=30)))
+    page.click("#confirm-reauth")
+    page.wait_for_load_state("networkidle")
 
 
 # Bokeh's own notion of "done": every document idle and every root view (with its children)
@@ -124,7 +139,7 @@ def test_every_app_renders_with_session_data(page, stack):
         page.goto(stack[0].url + "/" + app)
         _ready(page)
         page.wait_for_selector(f"text={expected[app]}")
-        expect(page.locator(".lyra-nav a")).to_have_count(9)  # admin: the eight + the audit log
+        expect(page.locator(".lyra-nav a")).to_have_count(10)  # admin: the eight, audit log, admin page
         _drawn(page)
         shot(page, ARTIFACTS, app)
     assert page.console_errors == []
@@ -224,6 +239,12 @@ def test_kill_switch_from_the_page_records_who(page, stack):
     _ready(page)
     page.click("text=Pull kill switch…")
     page.wait_for_selector("text=Give a reason first")
+    page.fill("input[placeholder=why]", "browser drill")
+    page.click("text=Pull kill switch…")
+    page.click("text=Confirm: HALT trading")
+    page.wait_for_selector("text=confirm it is you")  # the kill switch needs a fresh re-auth
+    _confirm_identity(page, stack)
+    _ready(page)
     page.fill("input[placeholder=why]", "browser drill")
     page.click("text=Pull kill switch…")
     page.click("text=Confirm: HALT trading")

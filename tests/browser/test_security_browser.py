@@ -270,9 +270,25 @@ def test_an_open_websocket_is_closed_at_the_idle_timeout(page, server, clock):
     assert _expiry_reasons(server, name) == ["idle_expired"]
 
 
+def confirm_identity(page, server, seed: str) -> None:
+    """Follow the page's 'Confirm it is you' link: password and a code (the next TOTP step: the
+    login just used this one), back to the page."""
+    from lyra.auth.totp import totp_code
+    from lyra.testing.serving import PASSWORD
+
+    page.click("a.lyra-reauth-link")
+    page.wait_for_url("**/auth/reauth**")
+    page.fill("#password", PASSWORD)
+    page.fill("#code", totp_code(seed, server.service.now() + timedelta(seconds=30)))
+    page.click("#confirm-reauth")
+    page.wait_for_load_state("networkidle")
+
+
 def test_risk_manager_rearms_from_the_risk_page_and_roles_see_what_the_table_allows(page, server):
     """The permission table is the one source: risk_manager gets cancel and re-arm on the
-    dashboard (no CLI role flag), a trader cancel but no re-arm, an analyst neither."""
+    dashboard (no CLI role flag), a trader cancel but no re-arm, an analyst neither. Re-arming
+    needs the person, not just the session: a live session alone (what a stolen cookie or an
+    unattended screen gives) is refused until password and code are confirmed again."""
     from lyra.audit import EventLog
     from lyra.auth.permissions import Action, Role, is_allowed
     from lyra.risk.killswitch import KillSwitch
@@ -285,11 +301,21 @@ def test_risk_manager_rearms_from_the_risk_page_and_roles_see_what_the_table_all
     panel = page.locator(".lyra-risk-actions")
     expect(panel).to_contain_text("Risk actions")
     assert page.locator(".lyra-risk-cancel").count() == 1 and page.locator(".lyra-rearm").count() == 1
+    reason = page.locator(".lyra-risk-actions input[placeholder='why trading may resume']")
+    reason.fill("drill over")
+    page.click(".lyra-rearm button")
+    expect(page.locator(".lyra-risk-action-result")).to_contain_text("confirm it is you")
+    states = {s.scope: s.state.value for s in TradingStateStore(EventLog(engine)).read_all()}
+    assert states["account:dash"] == "halted"  # the session alone could not re-arm
+    confirm_identity(page, server, seed)
+    assert page.url.endswith("/risk")
     page.click(".lyra-rearm button")
     expect(page.locator(".lyra-risk-action-result")).to_contain_text("reason")  # refused: say why
-    page.locator(".lyra-risk-actions input[placeholder='why trading may resume']").fill("drill over")
+    reason.fill("drill over")
     page.click(".lyra-rearm button")
     expect(page.locator(".lyra-risk-action-result")).to_contain_text(f"Re-armed account:dash by {name}")
+    reauths = [json.loads(r.payload) for r in EventLog(engine).read() if r.kind == "auth.mfa_ok"]
+    assert any(p["subject"] == name and p["detail"].get("reason") == "re-authentication" for p in reauths)
     states = {s.scope: s.state.value for s in TradingStateStore(EventLog(engine)).read_all()}
     assert states["account:dash"] == "active"
     rearm = [r for r in EventLog(engine).read() if r.kind == "risk.rearm"]

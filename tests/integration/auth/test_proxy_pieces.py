@@ -40,10 +40,11 @@ def test_next_parameter_cannot_redirect_off_site(value, expected):
 def test_app_discovery_reads_constants_and_names_bad_files(tmp_path):
     apps = discover_apps(default_apps_dir())
     by_route = {a.route: a for a in apps}
-    assert sorted(by_route) == ["audit", "executive", "fees", "hft", "portfolio", "rebalancing", "risk",
-                                "risk_analytics", "trading"]
+    assert sorted(by_route) == ["admin", "audit", "executive", "fees", "hft", "portfolio", "rebalancing",
+                                "risk", "risk_analytics", "trading"]
     assert (by_route["audit"].title, by_route["audit"].requires.value) == ("Audit log", "view_audit")
-    assert all(a.requires.value == f"view_{a.route}" for a in apps)
+    assert by_route["admin"].requires.value == "manage_users"  # admin only, per the table
+    assert all(a.requires.value == f"view_{a.route}" for a in apps if a.route != "admin")
     assert app_for_path("/audit/ws", apps) is by_route["audit"] and app_for_path("/auditx", apps) is None
     (tmp_path / "_helper.py").write_text("x = 1\n")  # helpers are skipped
     (tmp_path / "bad.py").write_text("ROUTE = 'bad'\ndef create_app():\n    pass\n")
