@@ -63,6 +63,8 @@ REQUIRES = "view_trading"
 
 MAX_CANDLES = 1500
 FILL_ROWS = 200
+#: How long the ticket follows an accepted order to its fill before leaving it to the tables (ms)
+FOLLOW_MS = 120_000
 _FMT = {
     c: NumberFormatter(format=NUMBER)
     for c in (
@@ -282,11 +284,17 @@ class TradingView(LiveView):
             self._t_out.object = f"Not done: {exc}"
 
     def _show_command(self, cmd: Any) -> None:
-        """Show a command's state; keep polling it (``tick``) until the session answered."""
-        self._cmd = None if cmd.finished else cmd.id
+        """Show a command's state; keep polling it (``tick``) until the session answered and,
+        for an order, until the order ended: the answer then says its fill price and fee (a
+        resting order is followed for FOLLOW_MS, then the open-orders table has it)."""
+        now = time.time() * 1000
+        following = cmd.finished and not cmd.settled and now - (cmd.done_ts or now) <= FOLLOW_MS
+        self._cmd = cmd.id if not cmd.finished or following else None
         text = cmd.describe()
-        if not cmd.finished and time.time() * 1000 - cmd.created_ts > 10_000:
+        if not cmd.finished and now - cmd.created_ts > 10_000:
             text += " (no answer for 10 s: is the session running?)"
+        elif following:
+            text += " — working"
         self._t_out.object = text[0].upper() + text[1:] + "."
         if cmd.finished:
             self._safe_update(False)

@@ -124,6 +124,17 @@ class Command:
         """The session answered (done or refused)."""
         return self.status != "pending"
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more will be said: refused, a cancel, or an order (or rebalance) whose orders
+        all ended — :meth:`SessionCommands.order_done` then appends ``; <cid> filled ...`` (or
+        cancelled, rejected) to the answer. A ticket follows its command until this is true."""
+        if not self.finished or self.status != "done":
+            return self.finished
+        if self.kind not in ("submit", "rebalance") or not self.client_order_id:
+            return True
+        return f"; {self.client_order_id} " in self.result
+
     def describe(self) -> str:
         """One line for a person: ``sent to session X: order <cid> accepted`` and the like."""
         if not self.finished:

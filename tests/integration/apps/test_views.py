@@ -125,11 +125,15 @@ def test_trading_ticket_orders_are_executed_by_the_running_session(tmp_path_fact
         v._send()
         assert v._t_out.object.startswith("Sent to session desk: waiting for it to take command #")
         cmd_id = v._cmd
+        # The ticket follows its order past the session's first answer to the fill.
         assert _until(lambda: (v.tick(), v._cmd is None)[1]), v._t_out.object
         cmd = desk.command(cmd_id)
         cid = cmd.client_order_id
-        # (then, once the market order fills, the command's answer also says at what price)
-        assert v._t_out.object.startswith(f"Sent to session desk: order {cid} accepted by risk (status accepted)")
+        fill = EventLog(engine).read(session_id="desk", kinds=("order.fill",))
+        price = next(e.data()["fill"]["price"] for e in fill if e.data()["client_order_id"] == cid)
+        assert v._t_out.object.startswith(f"Sent to session desk: order {cid} accepted by risk (status accepted); "
+                                          f"{cid} filled 0.02 at "), v._t_out.object
+        assert str(Decimal(price).quantize(Decimal("0.01"))) in v._t_out.object
         created = [e.data() for e in EventLog(engine).read(session_id="desk", kinds=("order.created",))
                    if e.data()["client_order_id"] == cid]
         assert [(c["tag"], c["quantity"], c["order_type"]) for c in created] == [("manual:tina", "0.02", "market")]
@@ -137,9 +141,10 @@ def test_trading_ticket_orders_are_executed_by_the_running_session(tmp_path_fact
         v._t_limit.value = "1000"
         v._review()
         v._send()
-        assert _until(lambda: (v.tick(), v._cmd is None)[1]), v._t_out.object
+        assert _until(lambda: (v.tick(), "accepted by risk" in v._t_out.object)[1]), v._t_out.object
         rest = desk.command(cmd_id + 1).client_order_id
-        assert "accepted by risk" in v._t_out.object and rest in v._t_out.object
+        assert rest in v._t_out.object and v._t_out.object.endswith(" — working.")
+        assert v._cmd == cmd_id + 1  # still followed: it rests until it fills or is cancelled
         v._safe_update(False)
         assert rest in v._c_pick.options and all(c.startswith("desk-") for c in v._c_pick.options)
         v._c_pick.value = rest
