@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from lyra.auth.serve import LyraServer, default_apps_dir
 from lyra.auth.totp import totp_code
@@ -23,12 +23,12 @@ from lyra.settings import load_settings
 from lyra.testing.serving import (
     KEY,
     PASSWORD,
-    collect_console_errors,
-    launch_chromium,
     new_user,
     shot,
     sign_in,
 )
+
+from .conftest import new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.subprocess]
 
@@ -58,24 +58,6 @@ def server(tmp_path_factory):
     srv.start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)  # a ceiling for a cold Panel on a busy machine, not a target
-    pg.console_errors = collect_console_errors(pg)  # type: ignore[attr-defined]
-    yield pg
-    context.close()
 
 
 def audit(server, kind: str) -> list[tuple[str, dict]]:
@@ -114,9 +96,8 @@ def test_admin_dashboard_needs_the_person_not_just_the_session(page, server):
     assert svc.users.get("newbie1") is not None
     assert audit(server, "auth.user_created")[-1][0] == name
     # Role change of the victim, then revoke a live session of theirs.
-    vctx = page.context.browser.new_context()
-    vpage = vctx.new_page()
-    vpage.set_default_timeout(60_000)
+    vpage = new_page(page.context.browser)
+    vctx = vpage.context
     try:
         sign_in(vpage, server, victim, vseed, "/")
         expect(vpage.locator("body")).to_contain_text(victim)

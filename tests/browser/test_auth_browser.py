@@ -14,14 +14,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from lyra.auth import AuthEventKind
 from lyra.auth.serve import LyraServer, default_apps_dir
 from lyra.bootstrap import initialise
 from lyra.settings import load_settings
-from lyra.testing.serving import CHROMIUM, CHROMIUM_ARGS, KEY, new_user, sign_in
+from lyra.testing.serving import KEY, new_user, sign_in
 from lyra.testing.serving import shot as _shot
+
+from .conftest import new_page
 
 ARTIFACTS = (
     Path(os.environ.get("LYRA_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
@@ -82,26 +84,11 @@ def server(tmp_path_factory, clock):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install -y chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    pg.set_default_timeout(45_000)  # a cold Panel process on a busy 2-core machine is slow
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.console_errors = errors  # type: ignore[attr-defined]
+    pg = new_page(browser, width=1280, height=800)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def shot(page: Page, name: str) -> Path:

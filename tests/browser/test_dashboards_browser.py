@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from lyra.auth.serve import LyraServer, default_apps_dir
 from lyra.bootstrap import open_engine
@@ -26,9 +26,7 @@ from lyra.feeds.book_tap import BookTap, record_sample_books, replay_l2_capture
 from lyra.readside import ReadModel
 from lyra.testing.serving import (
     append_fill,
-    collect_console_errors,
     dashboard_home,
-    launch_chromium,
     new_user,
     shot,
     sign_in,
@@ -61,24 +59,6 @@ def stack(tmp_path_factory):
     yield srv, settings, ReadModel(engine, settings.market_dir)
     engine.dispose()
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(45_000)  # a ceiling for a cold Panel on a busy machine, not a target
-    pg.console_errors = collect_console_errors(pg)  # type: ignore[attr-defined]
-    yield pg
-    context.close()
 
 
 def _signed_in(page, stack, role: str, path: str) -> None:

@@ -29,17 +29,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from lyra.auth.serve import LyraServer, default_apps_dir
 from lyra.testing.serving import (
-    collect_console_errors,
     dashboard_home,
-    launch_chromium,
     new_user,
     shot,
     sign_in,
 )
+
+from .conftest import new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.subprocess]
 
@@ -105,25 +105,14 @@ def server(tmp_path_factory, clock):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, clock):
     clock.offset = timedelta(0)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)  # a ceiling for a cold Panel on a busy machine, not a target
-    pg.console_errors = collect_console_errors(pg)  # type: ignore[attr-defined]
+    pg = new_page(browser)
     pg.dialogs = []  # type: ignore[attr-defined]
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
     yield pg
-    context.close()
+    pg.context.close()
     clock.offset = timedelta(0)
 
 
@@ -325,9 +314,8 @@ def test_risk_manager_rearms_from_the_risk_page_and_roles_see_what_the_table_all
     )
     shot(page, ARTIFACTS, "risk-manager-rearm")
     for role in (Role.TRADER, Role.ANALYST):
-        other = page.context.browser.new_context(viewport={"width": 1400, "height": 900})
-        pg = other.new_page()
-        pg.set_default_timeout(60_000)
+        pg = new_page(page.context.browser)
+        other = pg.context
         try:
             n, s = new_user(server, role.value)
             sign_in(pg, server, n, s, "/risk")
