@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import tempfile
 import time
 from datetime import date, timedelta
@@ -144,9 +145,12 @@ def bench_read(fills: list[TaxFill]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fills", type=int, default=1_000_000)
+    # Wall time on a shared machine includes waiting for a core: the load average says how much.
+    print("load average (1, 5, 15 min) at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     fills = bench_report(ap.parse_args().fills)
     bench_read(fills)
     bench_history(fills)
+    print("load average (1, 5, 15 min) at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""An offline HTML tear sheet: equity, drawdown, monthly returns, rolling Sharpe, trade
+"""An offline HTML tear sheet (of a session, of every session of a strategy or venue, or of
+a research backtest): equity, drawdown, monthly returns, rolling Sharpe, trade
 distribution, fees and exposure, with every figure from :mod:`lyra.analytics` and BokehJS
 inlined (``bokeh.resources.INLINE``'s mode), so the file opens without a network."""
 
@@ -106,13 +107,91 @@ def backtest_tearsheet(result: Any, title: str = "Backtest") -> str:
 
 def write_session_tearsheet(engine: Any, session_id: str, out: Path, market_dir: Path | None = None) -> Path:
     """Write a session's tear sheet to ``out`` (for notebooks and ``lyra report tearsheet``)."""
+    return write_tearsheet(engine, out, market_dir, session=session_id)
+
+
+def select_sessions(rm: Any, *, session: str | None = None, strategy: str | None = None,
+                    venue: str | None = None) -> list[Any]:
+    """The sessions (:class:`lyra.readside.SessionInfo`, oldest first) a tear sheet covers:
+    one session by id, or every session running ``strategy`` and/or trading on ``venue``."""
+    from lyra.core.errors import ValidationError
+
+    if session is not None:
+        if strategy is not None or venue is not None:
+            raise ValidationError("session", session, "give a session, or a strategy and/or venue, not both")
+        info = rm.session(session)
+        if info is None:
+            raise ValidationError("session_id", session, "no such session")
+        return [info]
+    if strategy is None and venue is None:
+        raise ValidationError("tearsheet", "", "name a session, a strategy or a venue")
+    found = [s for s in rm.sessions() if (strategy is None or s.strategy == strategy)
+             and (venue is None or s.venue == venue)]
+    if not found:
+        what = " and ".join(f"{k} {v!r}" for k, v in (("strategy", strategy), ("venue", venue)) if v)
+        raise ValidationError("strategy" if strategy else "venue", strategy or venue,
+                              f"no session with {what}")
+    return sorted(found, key=lambda s: (s.created_ts, s.session_id))
+
+
+def combined_curve(curves: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several sessions' equity snapshots as one book (columns ``ts``, ``equity``,
+    ``positions``): at every snapshot time of any session, the sum of each session's latest
+    equity. Before its first snapshot a session counts at that first value (its start
+    equity, not yet put to work) and after its last at its final equity, so money is neither
+    created nor lost between sessions; a position is open when any session holds one."""
+    eq, held = [], []
+    for i, c in enumerate(curves):
+        c = c.drop_duplicates("ts", keep="last")
+        if c.empty:
+            continue
+        idx = pd.Index(c["ts"].astype("int64"), name="ts")
+        eq.append(pd.Series(c["equity"].to_numpy(dtype="float64"), index=idx, name=i))
+        pos = c["positions"] if "positions" in c else pd.Series([{}] * len(c))
+        held.append(pd.Series([bool(p) for p in pos], index=idx, name=i, dtype="boolean"))
+    if not eq:
+        return pd.DataFrame({"ts": pd.Series([], dtype="int64"), "equity": [], "positions": []})
+    e = pd.concat(eq, axis=1).sort_index().ffill().bfill()
+    h = pd.concat(held, axis=1).sort_index().ffill().fillna(False)
+    return pd.DataFrame({"ts": e.index.to_numpy(), "equity": e.sum(axis=1).to_numpy(),
+                         "positions": h.any(axis=1).astype(bool).to_numpy()})
+
+
+def tearsheet_for(engine: Any, market_dir: Path | None = None, *, session: str | None = None,
+                  strategy: str | None = None, venue: str | None = None) -> tuple[str, str]:
+    """(title, HTML) of the tear sheet of one session, or of every session of a strategy
+    and/or venue taken as one book (:func:`combined_curve`; round trips stay per session).
+    Sessions valuing equity in different currencies are refused, never summed."""
+    from lyra.core.errors import ValidationError
     from lyra.readside import ReadModel
 
     rm = ReadModel(engine, market_dir or Path("."))
-    curve = rm.equity_curve(session_id)
-    if curve.empty:
-        from lyra.core.errors import ValidationError
+    infos = select_sessions(rm, session=session, strategy=strategy, venue=venue)
+    quotes = sorted({i.quote for i in infos})
+    if len(quotes) > 1:
+        raise ValidationError("sessions", ", ".join(i.session_id for i in infos),
+                              f"value equity in different currencies ({', '.join(quotes)})",
+                              "narrow the selection (e.g. add --venue) so one currency remains")
+    curves = [rm.equity_curve(i.session_id) for i in infos]
+    if all(c.empty for c in curves):
+        raise ValidationError("session_id", ", ".join(i.session_id for i in infos), "has no equity snapshots")
+    if session is not None:
+        title = f"Session {session}"
+        return title, session_tearsheet(curves[0], rm.fills(session), title)
+    label = " · ".join(f"{k} {v}" for k, v in (("Strategy", strategy), ("Venue", venue)) if v)
+    ids = ", ".join(i.session_id for i in infos)
+    title = f"{label} ({len(infos)} session{'s' if len(infos) != 1 else ''}: {ids}; {quotes[0]})"
+    frames = [f for f in (rm.fills(i.session_id) for i in infos) if len(f)]
+    fills = pd.concat(frames, ignore_index=True).sort_values(["ts", "seq"], kind="stable") if frames \
+        else rm.fills(infos[0].session_id)
+    return title, session_tearsheet(combined_curve(curves), fills, title)
 
-        raise ValidationError("session_id", session_id, "has no equity snapshots")
-    out.write_text(session_tearsheet(curve, rm.fills(session_id), f"Session {session_id}"), encoding="utf-8")
+
+def write_tearsheet(engine: Any, out: Path, market_dir: Path | None = None, *, session: str | None = None,
+                    strategy: str | None = None, venue: str | None = None) -> Path:
+    """Write the tear sheet of :func:`tearsheet_for` to ``out`` (nothing is written on error)."""
+    _title, text = tearsheet_for(engine, market_dir, session=session, strategy=strategy, venue=venue)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
     return out

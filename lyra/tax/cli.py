@@ -57,11 +57,14 @@ def report_command(
     rates: Annotated[Path | None, typer.Option(help="An RBA F11.1 CSV instead of the stored rates.")] = None,
     allow_unmatched: Annotated[bool, typer.Option(
         help="Flag disposals larger than the holdings instead of stopping.")] = False,
+    opening: Annotated[Path | None, typer.Option(
+        help="CSV of parcels held before the ledger starts: asset,quantity,acquired,cost_base_aud[,lot].")]
+    = None,
 ) -> None:
     """The capital gains schedule and summary of one financial year (nothing is written on error)."""
     try:
         text = _report_text(fy, entity, losses_carried or [], fmt, session, lots, personal_use or [],
-                            trader, rates, allow_unmatched)
+                            trader, rates, allow_unmatched, opening)
     except LyraError as exc:
         _fail(str(exc))
     if output is None:
@@ -75,13 +78,10 @@ def report_command(
 
 def _report_text(fy: int, entity: str, losses_carried: list[str], fmt: str, session: list[str] | None,
                  lots: Path | None, personal_use: list[str], trader: bool, rates: Path | None,
-                 allow_unmatched: bool) -> str:
+                 allow_unmatched: bool, opening: Path | None = None) -> str:
     from lyra.bootstrap import open_engine
-    from lyra.feeds.store import MarketStore
-    from lyra.tax.rates import load_rba_f11, read_rates_csv
-    from lyra.tax.report import build_report, entity_kind, parse_carried_losses, to_csv, to_json
-    from lyra.tax.source import market_prices, read_fills
-    from lyra.tax.valuation import Valuer
+    from lyra.tax.report import entity_kind, parse_carried_losses
+    from lyra.tax.service import report_text
 
     if fmt not in ("csv", "json"):
         raise ValidationError("format", fmt, "unknown format", "use csv or json")
@@ -90,24 +90,11 @@ def _report_text(fy: int, entity: str, losses_carried: list[str], fmt: str, sess
     lot_map = _read_lots(lots) if lots is not None else None
     settings, engine = open_engine()
     try:
-        if rates is not None:
-            table = load_rba_f11(rates)
-        else:
-            stored = stored_rates_path(settings.home)
-            if not stored.exists():
-                raise ValidationError("rates", str(stored), "no AUD/USD rates stored",
-                                      "run `lyra tax import-rates f11.1-data.csv` or pass --rates")
-            table = read_rates_csv(stored)
-        fills = list(read_fills(engine, sessions=session))
-        assets = {f.base for f in fills} | {f.quote for f in fills} | {f.fee_currency for f in fills}
-        market = settings.market_dir
-        prices = market_prices(MarketStore(market), assets) if market.exists() else {}
-        valuer = Valuer({"USD": table}, prices)
-        report = build_report(fills, valuer, fy=fy, entity=entity, trader=trader, losses_carried=carried,
-                              lots=lot_map, personal_use=personal_use, allow_unmatched=allow_unmatched)
+        return report_text(engine, settings.home, fmt=fmt, fy=fy, entity=entity, losses_carried=carried,
+                           sessions=session, lots=lot_map, personal_use=personal_use, trader=trader,
+                           rates=rates, allow_unmatched=allow_unmatched, opening=opening)
     finally:
         engine.dispose()
-    return to_csv(report) if fmt == "csv" else to_json(report)
 
 
 def _read_lots(path: Path) -> dict[str, list[str]]:
@@ -122,13 +109,14 @@ def _read_lots(path: Path) -> dict[str, list[str]]:
     return data
 
 
-_HISTORY_FORMATS = ("csv", "parquet", "xlsx", "koinly", "cointracking", "ctc")
+#: lyra.tax.service.HISTORY_FORMATS, spelled out: importing it would slow every `lyra` start.
+HISTORY_FORMATS = ("csv", "parquet", "xlsx", "koinly", "cointracking", "ctc")
 
 
 @tax_app.command("history")
 def history_command(
     output: Annotated[Path, typer.Option(help="The file to write.")],
-    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(_HISTORY_FORMATS)}.")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(HISTORY_FORMATS)}.")] = "csv",
     start: Annotated[str | None, typer.Option(help="ISO time (UTC), inclusive.")] = None,
     end: Annotated[str | None, typer.Option(help="ISO time (UTC), exclusive.")] = None,
     venue: Annotated[str | None, typer.Option(help="Only this venue.")] = None,
@@ -139,13 +127,13 @@ def history_command(
     """Export the trade history: every fill with its order, session, origin, fee and log hash."""
     from lyra.bootstrap import open_engine
     from lyra.core.timeutil import datetime_to_ms, parse_utc
-    from lyra.tax import exports
-    from lyra.tax.history import read_history, to_csv, to_excel, to_parquet
+    from lyra.tax.history import read_history
+    from lyra.tax.service import write_history
 
     try:
-        if fmt not in _HISTORY_FORMATS:
+        if fmt not in HISTORY_FORMATS:
             raise ValidationError("format", fmt, "unknown format",
-                                  "use one of " + ", ".join(_HISTORY_FORMATS))
+                                  "use one of " + ", ".join(HISTORY_FORMATS))
         s = datetime_to_ms(parse_utc(start)) if start else None
         e = datetime_to_ms(parse_utc(end)) if end else None
         _, engine = open_engine()
@@ -156,14 +144,8 @@ def history_command(
             engine.dispose()
     except LyraError as exc:
         _fail(str(exc))
-    if fmt == "csv":
-        to_csv(rows, output)
-    elif fmt == "parquet":
-        to_parquet(rows, output)
-    elif fmt == "xlsx":
-        to_excel(rows, output)
-    else:
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(exports.export(rows, fmt))
-        tmp.replace(output)
+    try:
+        write_history(rows, fmt, output)
+    except LyraError as exc:
+        _fail(str(exc))
     err.print(f"[green]written[/] {len(rows)} fills to {output}")

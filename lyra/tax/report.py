@@ -26,6 +26,7 @@ from typing import Any
 from lyra.core.errors import ValidationError
 from lyra.core.values import ZERO
 from lyra.tax.cgt import AcquisitionLine, DisposalLine, TaxFill, TaxInputError, process
+from lyra.tax.opening import OpeningParcel
 from lyra.tax.rates import fy_bounds
 from lyra.tax.valuation import Valuer
 
@@ -104,8 +105,10 @@ class TaxReport:
 def build_report(fills: Iterable[TaxFill], valuer: Valuer, *, fy: int, entity: str = "individual",
                  trader: bool = False, losses_carried: Sequence[tuple[int, Decimal]] = (),
                  lots: Mapping[str, Sequence[str]] | None = None,
-                 personal_use: Iterable[str] = (), allow_unmatched: bool = False) -> TaxReport:
-    """The report for financial year ``fy`` (see the module docstring for the rules)."""
+                 personal_use: Iterable[str] = (), allow_unmatched: bool = False,
+                 opening: Sequence[OpeningParcel] = ()) -> TaxReport:
+    """The report for financial year ``fy`` (see the module docstring for the rules);
+    ``opening``: parcels held before the ledger starts (:mod:`lyra.tax.opening`)."""
     kind = entity_kind(entity)
     start, end = fy_bounds(fy)
     for year, _ in losses_carried:
@@ -113,7 +116,8 @@ def build_report(fills: Iterable[TaxFill], valuer: Valuer, *, fy: int, entity: s
             raise ValidationError("losses_carried", year, f"must be from a year before {fy}")
     share = ENTITY_DISCOUNT[kind]
     books = process(fills, valuer, start=start, end=end, discount=bool(share) and not trader,
-                    lots=lots, personal_use=frozenset(personal_use), allow_unmatched=allow_unmatched)
+                    lots=lots, personal_use=frozenset(personal_use), allow_unmatched=allow_unmatched,
+                    opening=opening)
     if not books.disposals and not books.acquisitions:
         raise TaxInputError("fy", fy, f"no fills between {start} and {end} (Australian days)")
     summary = summarise(books.disposals, share=share, trader=trader, losses_carried=losses_carried)

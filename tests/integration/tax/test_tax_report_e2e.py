@@ -152,3 +152,18 @@ def test_bad_input_on_the_command_line_writes_nothing(session_home, tmp_path: Pa
     res = _cli("tax", "report", "--fy", "2018", "--rates", str(rates), "--output", str(dest))
     assert res.exit_code == 0, res.output
     assert dest.read_text().startswith("event_id,kind,asset,quantity")
+    # Opening balances: a malformed file is named by row and field, nothing written; a good
+    # one is used first by FIFO (held since 2016: the discount applies to its part).
+    dest.unlink()
+    opening = tmp_path / "opening.csv"
+    opening.write_text("asset,quantity,acquired,cost_base_aud\nBTC,0.05,2016-03-01,50\nBTC,-1,2016-03-02,50\n")
+    res = _cli("tax", "report", "--fy", "2018", "--rates", str(rates), "--opening", str(opening),
+               "--output", str(dest))
+    assert res.exit_code == 2 and "opening.csv: row 3, quantity" in " ".join(res.output.split())
+    assert not dest.exists()
+    opening.write_text("asset,quantity,acquired,cost_base_aud,lot\nBTC,0.05,2016-03-01,50,carried\n")
+    res = _cli("tax", "report", "--fy", "2018", "--rates", str(rates), "--opening", str(opening),
+               "--format", "json", "--output", str(dest))
+    assert res.exit_code == 0, res.output
+    first = json.loads(dest.read_text())["disposals"][0]
+    assert first["parcels"].startswith("carried:0.05@2016-03-01") and first["discount"] in ("yes", "mixed")
