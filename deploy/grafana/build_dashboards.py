@@ -5,10 +5,11 @@
     .venv/bin/python deploy/grafana/build_dashboards.py --check  # exit 1 if they are stale
 
 Three dashboards, each with a fixed uid (links and alert annotations point at them):
-``lyra-trading`` (orders, fills, fees, latency, equity and PnL), ``lyra-risk`` (decisions by
-check, refusals, kill switch, breakers, drawdown, trading state) and ``lyra-operations``
-(targets up, sessions up or stale, heartbeats, audit chain and verification, backups, runs
-and schedules, event-log commit latency, process memory). The datasource is the one the
+``lyra-trading`` (orders, fills, fees, latency, slippage, venue errors and rate limits, equity
+and PnL), ``lyra-risk`` (decisions by check, refusals, kill switch, breakers, drawdown, trading
+state) and ``lyra-operations`` (targets up, sessions up or stale, heartbeats, market-data
+feeds, audit chain and verification, backups, runs, schedules and scheduler daemons,
+event-log commit latency, process memory). The datasource is the one the
 provisioning file declares (uid ``lyra-prometheus``). Edit this file, never the JSON.
 """
 
@@ -103,6 +104,20 @@ def trading() -> Dashboard:
                          f"{{{SEL}}}[$__rate_interval])))", "p50"),
                        q(f"histogram_quantile(0.99, sum by (le) (rate(lyra_order_fill_latency_seconds_bucket"
                          f"{{{SEL}}}[$__rate_interval])))", "p99")))
+        .with_row(row("Execution quality"))
+        .with_panel(ts("Slippage against the decision price (p50, p90)", "percentunit",
+                       q(f"histogram_quantile(0.5, sum by (le) (rate(lyra_fill_slippage_ratio_bucket"
+                         f"{{{SEL}}}[$__rate_interval])))", "p50"),
+                       q(f"histogram_quantile(0.9, sum by (le) (rate(lyra_fill_slippage_ratio_bucket"
+                         f"{{{SEL}}}[$__rate_interval])))", "p90"),
+                       desc="Fill price against the mark the strategy decided at; above 0 costs."))
+        .with_panel(ts("Slippage cost", "short", q(f"lyra_slippage_cost{{{SEL}}}", "{{session_id}}"),
+                       desc="Sum of (fill - decision price) x quantity, quote currency; below 0 is improvement."))
+        .with_panel(ts("Venue errors and rate limits", "short",
+                       q(f"sum by (session_id, error) (increase(lyra_venue_errors_total{{{SEL}}}[5m]))",
+                         "{{session_id}} {{error}} / 5m"),
+                       q(f"sum by (session_id) (increase(lyra_venue_rate_limits_total{{{SEL}}}[5m]))",
+                         "{{session_id}} rate limited / 5m")))
         .with_row(row("Portfolio"))
         .with_panel(ts("Equity", "currencyUSD", q(f"lyra_equity{{{SEL}}}", "{{session_id}}")))
         .with_panel(ts("Fees paid", "short",
@@ -136,7 +151,8 @@ def risk() -> Dashboard:
                          "[$__rate_interval]))", "{{session_id}}")))
         .with_panel(ts("Drawdown against its limit", "percentunit",
                        q(f"lyra_drawdown_ratio{{{SEL}}}", "drawdown {{session_id}}"),
-                       q(f"lyra_risk_limit_drawdown_ratio{{{SEL}}}", "limit {{session_id}}")))
+                       q(f"lyra_risk_limit_drawdown_ratio{{{SEL}}}", "limit {{session_id}}"),
+                       q(f"lyra_breaker_drawdown_ratio{{{SEL}}}", "breaker's view {{session_id}}")))
         .with_panel(ts("Kill-switch activations", "short",
                        q(f"increase(lyra_kill_switch_activations_total{{{SEL}}}[1h])", "{{session_id}} / h")))
         .with_panel(ts("Trading state per scope", "short", q("lyra_trading_state == 1", "{{scope}} {{state}}")))
@@ -167,6 +183,21 @@ def operations() -> Dashboard:
                        q("time() - lyra_session_heartbeat_timestamp_seconds", "{{session_id}} (own)")))
         .with_panel(ts("Events processed", "ops",
                        q("rate(lyra_session_events_processed_total[$__rate_interval])", "{{session_id}}")))
+        .with_row(row("Market data"))
+        .with_panel(ts("Time since the last feed message", "s",
+                       q("time() - lyra_feed_last_message_timestamp_seconds", "{{feed}} {{instrument}}")))
+        .with_panel(ts("Feed messages", "ops",
+                       q("sum by (feed, instrument, channel) (rate(lyra_feed_messages_total[$__rate_interval]))",
+                         "{{feed}} {{instrument}} {{channel}}")))
+        .with_panel(ts("Reconnects, gaps and backfills", "short",
+                       q("increase(lyra_feed_reconnects_total[15m])", "reconnects {{feed}} {{instrument}}"),
+                       q("increase(lyra_feed_gaps_total[15m])", "gaps {{feed}} {{instrument}}"),
+                       q("increase(lyra_feed_backfilled_trades_total[15m])", "backfilled {{feed}} {{instrument}}")))
+        .with_panel(ts("Bad messages and book checksum failures", "short",
+                       q("increase(lyra_feed_bad_messages_total[15m])", "bad {{feed}} {{instrument}}"),
+                       q("increase(lyra_feed_book_checksum_failures_total[15m])", "checksum {{feed}} {{instrument}}")))
+        .with_panel(ts("Data time per instrument (behind now)", "s",
+                       q("time() - lyra_instrument_data_timestamp_seconds", "{{session_id}} {{instrument}}")))
         .with_row(row("Stores"))
         .with_panel(ts("Event-log commit latency (p99)", "s",
                        q("histogram_quantile(0.99, sum by (le, session_id) "
@@ -182,6 +213,13 @@ def operations() -> Dashboard:
         .with_panel(ts("Schedule lag", "s", q("lyra_schedule_lag_seconds", "{{schedule}}")))
         .with_panel(ts("Last run duration", "s", q("lyra_run_duration_seconds", "{{schedule}}")))
         .with_panel(ts("Running runs", "short", q("lyra_runs_running", "running")))
+        .with_panel(ts("Scheduler daemons: since last tick, start lag", "s",
+                       q("time() - lyra_scheduler_tick_timestamp_seconds", "since tick {{lyra_name}}"),
+                       q("lyra_scheduler_lag_seconds", "start lag {{lyra_name}}")))
+        .with_panel(ts("Scheduler daemons: runs", "short",
+                       q("increase(lyra_scheduler_runs_ended_total[1h])", "{{lyra_name}} {{status}} / h"),
+                       q("lyra_scheduler_runs_running", "{{lyra_name}} running"),
+                       q("increase(lyra_scheduler_db_errors_total[1h])", "{{lyra_name}} db errors / h")))
     )
 
 

@@ -53,6 +53,7 @@ import ccxt
 from lyra.core.clock import WALL_CLOCK, Clock
 from lyra.core.errors import ValidationError
 from lyra.core.market import AggressorSide, BookLevel, MarketEvent, OrderBookSnapshot, Quote, Trade
+from lyra.feeds import observer
 from lyra.feeds.download import RETRYABLE, retrier
 from lyra.venues import Venue, get_venue
 
@@ -104,6 +105,7 @@ class SourceStats:
     books: int = 0
     stale_alarms: int = 0
     errors: int = 0  #: unexpected watcher errors (logged with their traceback)
+    checksum_failures: int = 0  #: books the venue's checksum proved wrong (the feed resubscribes)
     last_update: float = 0.0  #: the feed clock's monotonic_s() at the last websocket update
     stale: bool = False
 
@@ -230,6 +232,7 @@ class LiveFeed:
         self._queue: asyncio.Queue[MarketEvent] = asyncio.Queue(max_queue)
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
+        observer.register(self)  # metrics read ``stats`` at scrape time (lyra.metrics.feeds)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -293,7 +296,10 @@ class LiveFeed:
         log.warning("%s: malformed message skipped: %s", src.name, exc)
 
     async def _backoff(self, src: FeedSource, attempt: int, exc: BaseException) -> None:
-        self.stats[src.name].reconnects += 1
+        st = self.stats[src.name]
+        st.reconnects += 1
+        if isinstance(exc, ccxt.ChecksumError):  # ccxt.pro verified the book and it did not match
+            st.checksum_failures += 1
         delay = min(self.reconnect_max, self.reconnect_delay * 2 ** min(attempt, 16))
         log.info("%s: disconnected (%s); reconnect %d in %.3fs", src.name, exc, attempt + 1, delay)
         await asyncio.sleep(delay)

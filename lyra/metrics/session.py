@@ -1,6 +1,7 @@
 """Metrics of a running session, at almost no cost to its loop.
 
-Nothing is added to the hot loop. Two observers are attached from outside:
+Nothing is added to the per-bar loop. Observers are attached from outside, on this session's
+objects only (instance attributes; the classes are untouched):
 
 - the **committed log entries**: every ``GroupCommit`` commit hands its records to the event
   log's ``mirror``; :class:`SessionMetrics` wraps that one call on this session's log and
@@ -9,22 +10,26 @@ Nothing is added to the hot loop. Two observers are attached from outside:
   with the database exactly: on attach they start from the session's log, so a resumed
   session reports the same totals as ``SELECT count(*)``;
 - the **heartbeat**: the control plane's ``poll`` (4 times a second) notes the wall time and
-  the events processed.
+  the events processed;
+- the **decision price** of each order: the gateway's ``submit`` notes the marks its intents
+  saw, for the slippage of their fills (:mod:`lyra.metrics.execution`);
+- a live broker's **venue errors**: its ccxt exchange's ``fetch`` counts what the venue refused
+  (rate limits apart).
 
-Everything else (equity, positions, PnL, balances, open orders, trading state) is read from
+Everything else (equity, positions, PnL, balances, open orders, trading state, risk limits,
+the drawdown breaker's view, and the live feeds of :mod:`lyra.metrics.feeds`) is read from
 the session when Prometheus scrapes, on the scrape's thread; a value that cannot be read
 consistently at that instant is left out of that scrape rather than blocking the loop.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import platform
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +41,9 @@ from prometheus_client.registry import Collector
 from lyra.audit.chain import EventRecord
 from lyra.metrics.catalogue import BY_NAME
 from lyra.metrics.endpoint import MetricsEndpoint
+from lyra.metrics.execution import SLIPPAGE_BUCKETS, DecisionPrices, VenueErrors, risk_families, venue_errors
+from lyra.metrics.feeds import FeedCollector
+from lyra.metrics.hist import PlainHistogram as _Hist
 from lyra.metrics.labels import BoundedLabel
 from lyra.store.tables import events
 
@@ -58,9 +66,20 @@ _LIQ = re.compile(r'"liquidity":"([^"]*)"')
 _FEE = re.compile(r'"fee":"([^"]*)"')
 _KIND = re.compile(r'"kind":"([^"]*)"')
 _FEE_CUR = re.compile(r'"fee_currency":"([^"]*)"')
+_IID = re.compile(r'"instrument_id":"([^"]*)"')
+_CID_HEAD = '{"client_order_id":"'
+_SUBMITTED = ("lyra_orders_submitted",)
+#: A fill's adjacent keys in canonical JSON: fee, fee_currency, (fill_id, instrument_id),
+#: liquidity, price, quantity, side.
+_FILL = re.compile(r'"fee":"([^"]*)","fee_currency":"([^"]*)","fill_id":"[^"]*","instrument_id":"[^"]*",'
+                   r'"liquidity":"([^"]*)","price":"([^"]*)","quantity":"([^"]*)","side":"([a-z]*)"')
+_PRICE = re.compile(r'"price":"([^"]*)"')
+_QTY = re.compile(r'"quantity":"([^"]*)"')
 
 
 def _cid(text: str) -> str:
+    if text.startswith(_CID_HEAD):  # order entries: the id is the first key (sorted keys)
+        return text[20:text.find('"', 20)]
     m = _CID.search(text)
     return m.group(1) if m else ""
 
@@ -110,6 +129,10 @@ class SessionMetrics(Collector):
         self.ack_latency = _Hist(LATENCY_BUCKETS)
         self.fill_latency = _Hist(LATENCY_BUCKETS)
         self.append_latency = _Hist(COMMIT_BUCKETS)
+        self.slippage = _Hist(SLIPPAGE_BUCKETS)
+        self.slippage_cost = 0.0
+        self.decisions = DecisionPrices(session.marks)
+        self.venue: VenueErrors | None = None
         self.balances_ok: float | None = None
         self._recon_kind = BoundedLabel(20, normalise=False)
         # Label guards: reasons and checks are normalised and capped (no unbounded series).
@@ -127,6 +150,7 @@ class SessionMetrics(Collector):
         self._peak: float | None = None
         self._orig: dict[str, Any] = {}
         reg.register(self)
+        reg.register(FeedCollector())  # the live feeds of this process (lyra.metrics.feeds)
 
     # ------------------------------------------------------------------ attach / detach
     def attach(self) -> SessionMetrics:
@@ -136,8 +160,10 @@ class SessionMetrics(Collector):
         log_ = s.log
         group = s.recorder.group
         ctl = s.control
-        self._orig = {"mirror": log_.mirror, "commit": group.commit, "poll": ctl.poll}
-        mirror, commit, poll = self._orig["mirror"], self._orig["commit"], self._orig["poll"]
+        gw = s.gateway
+        self._orig = {"mirror": log_.mirror, "commit": group.commit, "poll": ctl.poll, "submit": gw.submit}
+        mirror, commit, poll, submit = (self._orig[k] for k in ("mirror", "commit", "poll", "submit"))
+        note = self.decisions.note
         on_records = self.on_records
         observe = self.append_latency.observe
 
@@ -160,10 +186,22 @@ class SessionMetrics(Collector):
             self.polled_events = n
             return bool(poll(n, t))
 
+        def noted_submit(intents: Any, t: int) -> None:
+            try:
+                note(intents, t)  # the decision price of each order (lyra.metrics.execution)
+            except Exception:  # metrics never stop trading
+                log.exception("metrics: could not note decision prices of %s", self.sid)
+            submit(intents, t)
+
         # Instance attributes shadow the methods for this session only (the classes are untouched).
         log_.mirror = observed_mirror
         group.commit = timed_commit
         ctl.poll = noted_poll
+        gw.submit = noted_submit
+        try:
+            self.venue = venue_errors(s)
+        except Exception:
+            log.exception("metrics: venue errors of %s are not counted", self.sid)
         return self
 
     def detach(self) -> None:
@@ -171,9 +209,12 @@ class SessionMetrics(Collector):
         if not self._orig:
             return
         s = self.s
-        for obj, name in ((s.log, "mirror"), (s.recorder.group, "commit"), (s.control, "poll")):
+        for obj, name in ((s.log, "mirror"), (s.recorder.group, "commit"), (s.control, "poll"),
+                          (s.gateway, "submit")):
             if name in vars(obj):
                 delattr(obj, name)
+        if self.venue is not None:
+            self.venue.detach()
         self._orig = {}
 
     def seed(self, engine: Any) -> None:
@@ -192,48 +233,62 @@ class SessionMetrics(Collector):
         self.on_records(batch, count_appended=False)
 
     # ------------------------------------------------------------------ committed entries
-    def on_records(self, records: Iterable[EventRecord], *, count_appended: bool = True) -> None:
+    def on_records(self, records: Sequence[EventRecord], *, count_appended: bool = True) -> None:
         """Count committed log entries (called after each commit with its records).
 
         Payloads are canonical JSON (sorted keys, no spaces): the few fields needed are read
         with anchored patterns instead of parsing every payload, and labelled children are
-        cached, so a batch of a thousand entries costs well under a millisecond."""
-        n = 0
+        cached, so a batch of a thousand entries costs well under a millisecond. The kinds
+        every order writes come first: this runs on the session's loop."""
         sid = self.sid
         c = self.counts
         get = c.get
+        submit_ts, acked, filled, unknown = self._submit_ts, self._acked, self._filled, self._unknown
+        decisions = self.decisions
         key: tuple[str, ...]
         for r in records:
-            n += 1
             kind = r.kind
             if kind not in _COUNTED or r.session_id != sid:
                 continue
             text = r.payload
             if kind == "risk.decision":
                 approved = '"approved":true' in text
-                m = _CHECK.search(text)
-                check = self._check(m.group(1) if m and m.group(1) else "none")
+                if approved and '"check":""' in text:  # the common case: no check decided it
+                    check = "none"
+                else:
+                    m = _CHECK.search(text)
+                    check = self._check(m.group(1) if m and m.group(1) else "none")
                 key = ("lyra_risk_checks", check, "approved" if approved else "denied")
                 c[key] = get(key, 0) + 1
                 if not approved:
                     self._deny_check[_cid(text)] = check
+                else:
+                    m = _IID.search(text)
+                    if m is not None:
+                        decisions.decided(_cid(text), m.group(1), int(r.ts))
                 continue
-            if kind == "session.kill":
-                c[("lyra_kill_switch_activations",)] += 1
-                continue
-            if kind == "reconcile.difference":
-                m = _KIND.search(text)
-                key = ("lyra_reconciliation_differences", self._recon_kind(m.group(1) if m else ""))
-                c[key] = get(key, 0) + 1
-                continue
-            if kind == "reconcile.completed":
-                c[("lyra_reconciliations",)] += 1
-                self.balances_ok = 0.0 if '"balances_ok":false' in text else 1.0
+            if kind[:6] != "order.":
+                self._other(kind, text)
                 continue
             cid = _cid(text)
             if kind == "order.submit":
-                c[("lyra_orders_submitted",)] += 1
-                self._submit_ts[cid] = int(r.ts)
+                c[_SUBMITTED] += 1
+                submit_ts[cid] = int(r.ts)
+                continue
+            if kind == "order.accept":
+                t0 = submit_ts.get(cid)
+                if t0 is not None and cid not in acked:
+                    acked.add(cid)
+                    self.ack_latency.observe(max(0, int(r.ts) - t0) / 1000)
+                if cid in unknown:
+                    unknown.discard(cid)  # reconciled: the venue has it working
+                continue
+            if kind == "order.fill" or kind == "order.partial_fill":
+                self._fill(text, decisions.price(cid))
+                t0 = submit_ts.get(cid)
+                if t0 is not None and cid not in filled:
+                    filled.add(cid)
+                    self.fill_latency.observe(max(0, int(r.ts) - t0) / 1000)
             elif kind == "order.deny":
                 key = ("lyra_orders_rejected", "risk", self._deny_check.pop(cid, "risk"))
                 c[key] = get(key, 0) + 1
@@ -241,41 +296,58 @@ class SessionMetrics(Collector):
                 reason = json.loads(text).get("reason") or ""  # rare: parse it properly
                 key = ("lyra_orders_rejected", "venue", self._venue_reason(str(reason)))
                 c[key] = get(key, 0) + 1
-            elif kind == "order.accept":
-                t0 = self._submit_ts.get(cid)
-                if t0 is not None and cid not in self._acked:
-                    self._acked.add(cid)
-                    self.ack_latency.observe(max(0, int(r.ts) - t0) / 1000)
-            elif kind == "order.fill" or kind == "order.partial_fill":
-                m = _LIQ.search(text)
-                key = ("lyra_fills", m.group(1) if m else "")
-                c[key] = get(key, 0) + 1
-                m = _FEE.search(text)
-                if m is not None:
-                    cur = _FEE_CUR.search(text)
-                    fee = float(m.group(1))
-                    if fee > 0:
-                        key = ("lyra_fees", self._currency(cur.group(1) if cur else ""))
-                        c[key] = get(key, 0) + fee
-                t0 = self._submit_ts.get(cid)
-                if t0 is not None and cid not in self._filled:
-                    self._filled.add(cid)
-                    self.fill_latency.observe(max(0, int(r.ts) - t0) / 1000)
             elif kind == "order.cancel":
                 c[("lyra_orders_cancelled",)] += 1
             elif kind == "order.expire":
                 c[("lyra_orders_expired",)] += 1
             elif kind == "order.lose_track":
-                self._unknown.add(cid)
+                unknown.add(cid)
             if kind in _TERMINAL:
-                self._submit_ts.pop(cid, None)
-                self._acked.discard(cid)
-                self._unknown.discard(cid)
-                self._filled.discard(cid)
-            elif kind == "order.accept" and cid in self._unknown:
-                self._unknown.discard(cid)  # reconciled: the venue has it working
-        if count_appended and n:
-            c[("lyra_audit_entries_appended",)] += n
+                decisions.done(cid)
+                submit_ts.pop(cid, None)
+                acked.discard(cid)
+                unknown.discard(cid)
+                filled.discard(cid)
+        if count_appended and records:
+            c[("lyra_audit_entries_appended",)] += len(records)
+
+    def _other(self, kind: str, text: str) -> None:
+        """The rare kinds: kill switch, reconciliation."""
+        c = self.counts
+        if kind == "session.kill":
+            c[("lyra_kill_switch_activations",)] += 1
+        elif kind == "reconcile.difference":
+            m = _KIND.search(text)
+            key = ("lyra_reconciliation_differences", self._recon_kind(m.group(1) if m else ""))
+            c[key] = c.get(key, 0) + 1
+        elif kind == "reconcile.completed":
+            c[("lyra_reconciliations",)] += 1
+            self.balances_ok = 0.0 if '"balances_ok":false' in text else 1.0
+
+    def _fill(self, text: str, decided: float | None) -> None:
+        """Fills by liquidity, fees by currency, slippage against ``decided`` (the order's
+        decision price, if known): one pattern over the fill's adjacent keys."""
+        c = self.counts
+        m = _FILL.search(text)
+        if m is not None:
+            fee_s, cur, liq, price, qty, side = m.groups()
+        else:  # a fill with other keys in between: the fields one by one
+            fee_s, cur, liq, price, qty = (x.group(1) if x else "" for x in (
+                _FEE.search(text), _FEE_CUR.search(text), _LIQ.search(text), _PRICE.search(text),
+                _QTY.search(text)))
+            side = "sell" if '"side":"sell"' in text else "buy"
+        key = ("lyra_fills", liq)
+        c[key] = c.get(key, 0) + 1
+        if fee_s:
+            fee = float(fee_s)
+            if fee > 0:
+                key = ("lyra_fees", self._currency(cur))
+                c[key] = c.get(key, 0) + fee
+        if decided is not None and price and qty:
+            # signed as a cost: a buy above, or a sell below, the price it was decided at
+            diff = (float(price) - decided) if side != "sell" else (decided - float(price))
+            self.slippage.observe(diff / decided)
+            self.slippage_cost += diff * float(qty)
 
     # ------------------------------------------------------------------ scrape time
     def describe(self) -> list[Any]:
@@ -291,8 +363,14 @@ class SessionMetrics(Collector):
         info.add_metric([sid, str(cfg.mode), str(cfg.strategy), str(cfg.venue)], 1)
         yield info
         yield _gauge("lyra_session_heartbeat_timestamp_seconds", sid, self.heartbeat_s or None)
-        data_ts = max(list(s.last_data_ts.values()) or [0])
+        per_instrument = _copy(s.last_data_ts)
+        data_ts = max(list(per_instrument.values()) or [0])
         yield _gauge("lyra_session_data_timestamp_seconds", sid, data_ts / 1000 if data_ts else None)
+        name = "lyra_instrument_data_timestamp_seconds"
+        g = GaugeMetricFamily(name, _help(name), labels=["session_id", "instrument"])
+        for iid, ts in sorted(per_instrument.items()):
+            g.add_metric([sid, iid], ts / 1000)
+        yield g
         n = max(int(getattr(s.control, "n", 0)), self.polled_events, int(s.result.events))
         ev = CounterMetricFamily("lyra_session_events_processed", _help("lyra_session_events_processed"),
                                  labels=["session_id"])
@@ -311,6 +389,10 @@ class SessionMetrics(Collector):
             for st in ("active", "reducing", "halted"):
                 g.add_metric([sid, st], 1.0 if state == st else 0.0)
             yield g
+        yield _gauge("lyra_slippage_cost", sid, self.slippage_cost)
+        if self.venue is not None:
+            yield from self.venue.families(sid)
+        yield from risk_families(s)
         yield from self._portfolio()
 
     def _counted(self) -> Iterator[Any]:
@@ -335,7 +417,8 @@ class SessionMetrics(Collector):
             yield families.get(name) or _counter(name)
         for name, h in (("lyra_order_ack_latency_seconds", self.ack_latency),
                         ("lyra_order_fill_latency_seconds", self.fill_latency),
-                        ("lyra_audit_append_latency_seconds", self.append_latency)):
+                        ("lyra_audit_append_latency_seconds", self.append_latency),
+                        ("lyra_fill_slippage_ratio", self.slippage)):
             fam_h = HistogramMetricFamily(name, _help(name), labels=["session_id"])
             fam_h.add_metric([sid], h.cumulative(), h.sum)
             yield fam_h
@@ -395,31 +478,14 @@ def _counter(name: str) -> CounterMetricFamily:
     return CounterMetricFamily(name, _help(name), labels=list(BY_NAME[name].labels))
 
 
-class _Hist:
-    """A histogram kept as plain counts per bucket (observed on the commit path, read at scrape)."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
-        self.sum = 0.0
-
-    def observe(self, v: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, v)] += 1
-        self.sum += v
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        total = 0
-        for le, n in zip((*map(repr, self.bounds), "+Inf"), self.counts, strict=True):
-            total += n
-            out.append((le, float(total)))
-        return out
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a dict the loop may be changing (an empty one if it keeps changing)."""
+    for _ in range(3):
+        try:
+            return dict(d)
+        except RuntimeError:
+            continue
+    return {}
 
 
 def _gauge(name: str, sid: str, value: float | None) -> GaugeMetricFamily:

@@ -392,8 +392,10 @@ def schedule_run(
     try:
         settings, engine = _engine()
         settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        from lyra.metrics.scheduler import scheduler_metrics
+
         sch = Scheduler(engine, settings, max_concurrent=max_concurrent, poll_s=poll, grace_s=grace,
-                        heartbeat_s=heartbeat)
+                        heartbeat_s=heartbeat, metrics=scheduler_metrics)
         err.print(sch.describe(), soft_wrap=True, highlight=False, markup=False)
         sch.run(duration)
     except LyraError as exc:

@@ -37,8 +37,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -288,6 +288,18 @@ def fire_now(engine: Engine, name: str, *, owner: str = "", at_ms: int | None = 
 
 
 # ---------------------------------------------------------------------------- the daemon
+@dataclass
+class SchedulerCounts:
+    """What the daemon did, for its ``/metrics`` (:mod:`lyra.metrics.scheduler` reads these)."""
+
+    last_tick_ms: int = 0  #: clock time of the last tick (after reaping and watching the runs)
+    last_lag_ms: int | None = None  #: start - due fire time of the last first attempt started
+    started: int = 0
+    ended: dict[str, int] = field(default_factory=dict)  #: by final status, runs this daemon launched
+    durations_s: list[float] = field(default_factory=list)  #: drained by each scrape
+    db_errors: int = 0
+
+
 @dataclass(slots=True)
 class _Child:
     run_id: str
@@ -310,7 +322,8 @@ class Scheduler:
 
     def __init__(self, engine: Engine, settings: Any, *, max_concurrent: int = 2, poll_s: float = 0.5,
                  grace_s: float = 60.0, python: str = sys.executable, kill_grace_s: float = 1.0,
-                 heartbeat_s: float = 10.0, clock: Clock = WALL_CLOCK) -> None:
+                 heartbeat_s: float = 10.0, clock: Clock = WALL_CLOCK,
+                 metrics: Callable[[Scheduler], Any] | None = None) -> None:
         self.max_concurrent = int(check_number("max-concurrent", max_concurrent, *LIMITS["max-concurrent"],
                                                integer=True))
         self.poll_s = check_number("poll", poll_s, *LIMITS["poll"])
@@ -325,6 +338,18 @@ class Scheduler:
         self.children: dict[str, _Child] = {}
         self.launched: list[str] = []
         self._stop = threading.Event()
+        self.counts = SchedulerCounts()
+        #: serve /metrics on loopback while running (``settings.metrics``, like sessions):
+        #: ``metrics(self)`` starts an endpoint with a ``stop()``. Attached by the entry point
+        #: (`lyra schedule run` passes lyra.metrics.scheduler.scheduler_metrics): metrics observe
+        #: the scheduler from outside, ops never imports them.
+        self.metrics = metrics
+        self.serve_metrics = metrics is not None and bool(getattr(settings, "metrics", True))
+
+    @property
+    def stopping(self) -> bool:
+        """True once asked to stop (it may still be draining its children)."""
+        return self._stop.is_set()
 
     # ------------------------------------------------------------------ loop
     def stop(self) -> None:
@@ -339,23 +364,32 @@ class Scheduler:
         # nbformat and its schema validator took seconds and made the first runs start late.
         import nbformat
         import nbformat.validator  # noqa: F401
-        log.info("scheduler %s: up (max %d concurrent, heartbeat %g s)", self.owner, self.max_concurrent,
-                 self.heartbeat_s)
-        while True:
-            if end is not None and time.monotonic() >= end:
-                self._stop.set()
-            try:
-                self.tick(launch_new=not self._stop.is_set())
-            except sa.exc.OperationalError as exc:  # the database went away for a moment: try again
-                log.error("scheduler %s: database error, retrying in %g s: %s", self.owner, self.poll_s, exc)
-                time.sleep(self.poll_s)
-                continue
-            if self._stop.is_set() and not self.children:
-                break
-            if self._stop.is_set():
-                time.sleep(min(self.poll_s, 0.2))  # draining: only reaping and timeouts are left
-            else:
-                self._stop.wait(self._sleep_s())
+        endpoint = None
+        if self.serve_metrics and self.metrics is not None:  # never a reason not to schedule:
+            endpoint = self.metrics(self)  # scheduler_metrics does not raise
+        log.info("scheduler %s: up (max %d concurrent, heartbeat %g s)%s", self.owner, self.max_concurrent,
+                 self.heartbeat_s, f"; metrics on {endpoint.url}" if endpoint and endpoint.port else "")
+        try:
+            while True:
+                if end is not None and time.monotonic() >= end:
+                    self._stop.set()
+                try:
+                    self.tick(launch_new=not self._stop.is_set())
+                except sa.exc.OperationalError as exc:  # the database went away for a moment: try again
+                    self.counts.db_errors += 1
+                    log.error("scheduler %s: database error, retrying in %g s: %s", self.owner, self.poll_s,
+                              exc)
+                    time.sleep(self.poll_s)
+                    continue
+                if self._stop.is_set() and not self.children:
+                    break
+                if self._stop.is_set():
+                    time.sleep(min(self.poll_s, 0.2))  # draining: only reaping and timeouts are left
+                else:
+                    self._stop.wait(self._sleep_s())
+        finally:
+            if endpoint is not None:
+                endpoint.stop()
         log.info("scheduler %s: stopped", self.owner)
 
     def describe(self) -> str:
@@ -402,6 +436,7 @@ class Scheduler:
         claim and launch due fires. Returns the run ids launched."""
         self._reap()
         sweep(self)
+        self.counts.last_tick_ms = self.clock.now_ms()  # the loop is alive (its /metrics say so)
         if not launch_new:
             return []
         started = self._launch_queued()
@@ -498,6 +533,9 @@ class Scheduler:
             c.execute(schedules.update().where(schedules.c.name == name).values(last_run_id=run_id))
         self.children[run_id] = _Child(run_id, proc, name or "")
         self.launched.append(run_id)
+        self.counts.started += 1
+        if row["fire_ts"] is not None and row["attempt"] == 1:  # a retry is late on purpose
+            self.counts.last_lag_ms = max(0, now - int(row["fire_ts"]))
         log.info("schedule %s: started run %s (fire %d, attempt %d, pid %d)", name, run_id, row["fire_ts"],
                  row["attempt"], proc.pid)
         return True
@@ -515,6 +553,11 @@ class Scheduler:
                             run_id, rc)
             row = get_run(self.engine, run_id)
             log.info("schedule %s: run %s %s", ch.name, run_id, row["status"] if row else "gone")
+            if row is not None:
+                k = self.counts
+                k.ended[row["status"]] = k.ended.get(row["status"], 0) + 1
+                if row["ended_ts"] is not None and len(k.durations_s) < 100_000:
+                    k.durations_s.append(max(0.0, (row["ended_ts"] - row["started_ts"]) / 1000))
 
     def kill_child(self, run_id: str) -> bool:
         """Kill this daemon's child running ``run_id`` (its whole tree); False if not ours."""
