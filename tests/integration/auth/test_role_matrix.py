@@ -53,6 +53,7 @@ def home(tmp_path_factory):
 def offered_on_pages(rm: ReadModel, settings, principal: Principal, admin: AdminService) -> set[Action]:
     """The actions the dashboards offer ``principal`` (built as ``create_app`` builds them)."""
     import admin as admin_app
+    import audit_log
     import rebalancing
     import risk
     import trading
@@ -90,6 +91,12 @@ def offered_on_pages(rm: ReadModel, settings, principal: Principal, admin: Admin
         out.add(Action.MANAGE_USERS)
     if keys_page_offered(admin.service, principal):
         out.add(Action.MANAGE_API_KEYS)
+    if is_allowed(principal.role, Action.VIEW_AUDIT):  # the audit page's downloads
+        d = audit_log.AuditDownloads(rm.engine, settings.home, principal)
+        if d.tax_download is not None:
+            out.add(Action.DOWNLOAD_TAX_REPORT)
+        if d.history_download is not None and d.sheet_download is not None:
+            out.add(Action.READ_AUDIT_LOG)
     return out
 
 
@@ -115,8 +122,6 @@ def keys_page_offered(service: AuthService, principal: Principal) -> bool:
 
 #: Actions with no page of their own (CLI, API, notebooks): the service's check decides.
 SERVICE_ONLY = {
-    Action.READ_AUDIT_LOG,
-    Action.DOWNLOAD_TAX_REPORT,
     Action.RUN_NOTEBOOK,
     Action.MANAGE_SCHEDULE,
 }
@@ -128,6 +133,8 @@ PAGE_ACTIONS = {
     Action.SUBMIT_REBALANCE,
     Action.MANAGE_USERS,
     Action.MANAGE_API_KEYS,
+    Action.READ_AUDIT_LOG,  # the audit page's trade-history and tear-sheet downloads
+    Action.DOWNLOAD_TAX_REPORT,  # the audit page's ATO report download
 }
 
 
@@ -200,6 +207,7 @@ def test_apps_readme_says_what_the_permission_table_says():
         "risk.py": {Action.PULL_KILL_SWITCH: "", Action.REARM_KILL_SWITCH: "", Action.CANCEL_ORDER: ""},
         "rebalancing.py": {Action.SUBMIT_REBALANCE: ""},
         "admin.py": {Action.MANAGE_USERS: "", Action.MANAGE_API_KEYS: ""},
+        "audit_log.py": {Action.DOWNLOAD_TAX_REPORT: "", Action.READ_AUDIT_LOG: ""},
     }
     for spec in apps:
         route, who, actions = rows[spec.path.name]
