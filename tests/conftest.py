@@ -20,6 +20,7 @@ known-slow tests are queued first, so no long test starts last.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import importlib.abc
@@ -27,11 +28,14 @@ import importlib.util
 import itertools
 import os
 import queue
+import re
 import shutil
 import socket
 import sqlite3
 import sys
 import threading
+import traceback
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -159,7 +163,47 @@ class _CacheVectorbtOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+# Unclosed sockets: where were they made? -------------------------------------------------
+
+#: fd -> the last few places a socket got that fd (test, stack), with LYRA_TEST_TRACE_SOCKETS
+_SOCKET_ORIGINS: dict[int, collections.deque[tuple[str, str]]] = {}
+
+
+def _trace_sockets() -> None:
+    """Opt-in (``LYRA_TEST_TRACE_SOCKETS=FILE``): remember where each socket was made, and when
+    the GC reports one unclosed (a warning naming its ``fd=``), append the places that fd was
+    given out to FILE. The warning itself lands on whatever test runs at that moment; tracemalloc
+    would say where, but slows the whole suite several-fold."""
+    real_init = socket.socket.__init__
+
+    def init(self: socket.socket, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        try:
+            fd = self.fileno()
+        except OSError:
+            return
+        stack = "".join(traceback.format_stack(limit=16)[:-1])
+        _SOCKET_ORIGINS.setdefault(fd, collections.deque(maxlen=4)).append(
+            (os.environ.get("PYTEST_CURRENT_TEST", "?"), stack))
+
+    socket.socket.__init__ = init  # type: ignore[method-assign]
+
+
+def pytest_warning_recorded(warning_message: warnings.WarningMessage, when: str, nodeid: str,
+                            location: object) -> None:
+    path = os.environ.get("LYRA_TEST_TRACE_SOCKETS")
+    m = re.search(r"fd=(\d+)", str(warning_message.message))
+    if not path or m is None:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"=== reported in {nodeid} ({when}): {str(warning_message.message)[:300]}\n")
+        for test, stack in _SOCKET_ORIGINS.get(int(m.group(1)), ()):
+            f.write(f"--- fd {m.group(1)} made in {test}\n{stack}\n")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("LYRA_TEST_TRACE_SOCKETS") and not _SOCKET_ORIGINS:
+        _trace_sockets()
     if "vectorbt" in sys.modules:
         _warm_numba_module().enable_vectorbt_caching()
     elif not any(isinstance(f, _CacheVectorbtOnImport) for f in sys.meta_path):
