@@ -25,6 +25,7 @@ import functools
 import io
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pandas as pd
@@ -35,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from lyra.audit.verify import verify
 from lyra.auth.permissions import Action, Principal
+from lyra.backup.status import backup_rows
 from lyra.core.errors import LyraError
 from lyra.store.tables import events
 from lyra.tax.report import ENTITY_DISCOUNT
@@ -49,6 +51,7 @@ TITLE = "Audit log"
 REQUIRES = "view_audit"
 
 ALL_KINDS = "(all kinds)"
+BACKUPS_EVERY_S = 30.0  # the backups folder is re-read at most this often
 _PAYLOAD_CHARS = 160
 
 
@@ -82,6 +85,12 @@ class AuditLogView(pn.viewable.Viewer):
             label="entries",
         )
         self._refresh_kinds()
+        #: the home's backups ($LYRA_HOME/backups, as `lyra backup list`) and their verification
+        self.backups_dir = home / "backups" if home is not None else None
+        self._backups_read = 0.0
+        self._backups = pn.widgets.Tabulator(
+            pd.DataFrame(self._backup_rows()), disabled=True, show_index=False, pagination="local",
+            page_size=10, sizing_mode="stretch_width", css_classes=["lyra-backups"])
         self.param.watch(lambda _e: self.refresh(), ["kind", "limit"])
         # live=False (tests, a notebook cell that polls by hand): no timer
         self._callback = pn.state.add_periodic_callback(self.refresh, period=self.refresh_ms) \
@@ -108,8 +117,16 @@ class AuditLogView(pn.viewable.Viewer):
             kinds = sorted(conn.execute(sa.select(events.c.kind).distinct()).scalars())
         self.param.kind.objects = [ALL_KINDS, *kinds]
 
+    def _backup_rows(self) -> list[dict[str, object]]:
+        self._backups_read = monotonic()
+        if self.backups_dir is None:
+            return []
+        return backup_rows(self.backups_dir)
+
     def refresh(self) -> None:
-        """Reload the table (and the kind list) from the database."""
+        """Reload the table (and the kind list) from the database; the backups every 30 s."""
+        if self.backups_dir is not None and monotonic() - self._backups_read >= BACKUPS_EVERY_S:
+            self._backups.value = pd.DataFrame(self._backup_rows())
         before = self.head_seq
         frame = self._frame()
         if self.head_seq != before or len(frame) != len(self._table.value):
@@ -157,6 +174,8 @@ class AuditLogView(pn.viewable.Viewer):
             pn.pane.Markdown(self.param.status, name="verify-status"),
             self._table,
             *([self.downloads] if self.downloads is not None else []),
+            *([pn.pane.Markdown("**Backups** (`lyra backup list`; verify with `lyra backup verify`)"),
+               self._backups] if self.backups_dir is not None else []),
             sizing_mode="stretch_width",
         )
 

@@ -37,3 +37,26 @@ def backup_check(folder: Path, now_ms: int | None = None) -> tuple[str, bool, st
     age = _age(last.manifest.created_ms, now)
     return ("backups", True, f"last verified backup {last.manifest.id} is {age} old "
             f"(verified {_age(v_ms, now)} ago); {len(entries)} backups")
+
+
+def backup_rows(folder: Path, now_ms: int | None = None) -> list[dict[str, object]]:
+    """The backups in ``folder``, newest first, as rows for a table (the audit page): id, when
+    (UTC), age, log head, backend, size in MB and the last verification ("ok", "FAILED: ..."
+    or "not verified")."""
+    from datetime import UTC, datetime
+
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    rows: list[dict[str, object]] = []
+    for e in reversed(list_backups(folder)):
+        m = e.manifest
+        if e.verified is None:
+            verdict = "not verified"
+        elif e.verified_ok:
+            v_ms = int(e.verified.get("verified_ms", 0))
+            verdict = f"ok ({datetime.fromtimestamp(v_ms / 1000, UTC):%Y-%m-%d %H:%M} UTC)"
+        else:
+            verdict = "FAILED: " + str((e.verified.get("problems") or ["?"])[0])
+        rows.append({"backup": m.id, "taken (UTC)": f"{m.created:%Y-%m-%d %H:%M:%S}",
+                     "age": _age(m.created_ms, now), "log head": m.head.seq, "database": m.backend,
+                     "size (MB)": round(m.size / 1e6, 2), "verification": verdict})
+    return rows
