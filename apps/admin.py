@@ -22,9 +22,11 @@ from lyra.auth.permissions import Action, Principal, Role, actions_for
 from lyra.core.errors import LyraError
 
 try:  # served by lyra serve (the apps folder is on sys.path) or imported as a package
+    from _health_view import HealthPanel
     from _risk_actions import ReauthGate
     from _template import page
 except ImportError:  # pragma: no cover - notebook use
+    from apps._health_view import HealthPanel
     from apps._risk_actions import ReauthGate
     from apps._template import page
 
@@ -51,8 +53,10 @@ class AdminView(pn.viewable.Viewer):
     """The admin page for ``actor`` (a notebook may build it with any principal: the service
     checks the permission table on every call)."""
 
-    def __init__(self, admin: AdminService, actor: Principal, gate: ReauthGate) -> None:
+    def __init__(self, admin: AdminService, actor: Principal, gate: ReauthGate,
+                 health: HealthPanel | None = None) -> None:
         super().__init__()
+        self.health = health  #: the control centre (checks, processes), when served on a home
         self.admin = admin
         self.actor = actor
         self.gate = gate
@@ -329,6 +333,7 @@ class AdminView(pn.viewable.Viewer):
             self.out,
             users,
             keys,
+            *([self.health] if self.health is not None else []),
             pn.pane.Markdown(f"Your role may: {own}", renderer_options=_TEXT_ONLY),
             sizing_mode="stretch_width",
             name="admin",
@@ -345,6 +350,14 @@ def _admin() -> AdminService:
     return AdminService(AuthService.from_settings(load_settings(), need_signing_key=False))
 
 
+@functools.cache
+def _home() -> tuple[Any, Any]:
+    # One engine (connection pool) per Panel process, for the control centre's reads.
+    from lyra.bootstrap import open_engine
+
+    return open_engine()
+
+
 def create_app() -> pn.viewable.Viewable:
     """A fresh admin page for one browser session (the Panel server checked ``manage_users``)."""
     from lyra.auth.panel_auth import current_principal
@@ -352,4 +365,6 @@ def create_app() -> pn.viewable.Viewable:
     who = current_principal()
     if who is None:  # not through lyra serve: nothing to act as
         return page(TITLE, pn.pane.Markdown("Sign in through `lyra serve` to administer."), route=ROUTE)
-    return page(TITLE, AdminView(_admin(), who, ReauthGate(ROUTE)), route=ROUTE)
+    settings, engine = _home()
+    view = AdminView(_admin(), who, ReauthGate(ROUTE), HealthPanel(settings, engine))
+    return page(TITLE, view, route=ROUTE)
