@@ -347,7 +347,8 @@ def version() -> None:
 
 
 _mount_optional("data", "lyra.feeds.cli", "data_app", "Market data: download, import, list, quality.")
-_mount_optional("session", "lyra.session.cli", "session_app", "Sessions: start, status, stop, resume, standby.")
+_mount_optional("session", "lyra.session.cli", "session_app",
+                "Sessions: start, status, stop, resume, standby.")
 _mount_optional("run", "lyra.ops.cli", "run_command", "Execute a notebook with papermill, recorded as a run.",
                 group=False)
 _mount_optional("runs", "lyra.ops.cli", "runs_app", "Notebook runs: list, show.")
