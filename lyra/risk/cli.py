@@ -1,10 +1,10 @@
 """``lyra kill`` and ``lyra risk status|rearm``.
 
-``lyra kill --all --actor alice --reason "exchange outage" [--flatten]`` halts every session
-sharing the database; ``--session S1`` halts one. ``lyra risk rearm --all --as-user bob`` lifts
-it: bob's password and TOTP code are asked, and his role (from the database, never from a
-flag) must be allowed to re-arm; ``LYRA_API_KEY`` or ``--local-admin`` (the OS owner of
-LYRA_HOME) work too (:mod:`lyra.auth.operator`).
+``lyra kill --all --local-admin --reason "exchange outage" [--flatten]`` halts every session
+sharing the database; ``--session S1`` halts one; like re-arming, it authenticates the person.
+``lyra risk rearm --all --as-user bob`` lifts it: bob's password and TOTP code are asked, and
+his role (from the database, never from a flag) must be allowed to re-arm; ``LYRA_API_KEY`` or
+``--local-admin`` (the OS owner of LYRA_HOME) work too (:mod:`lyra.auth.operator`).
 """
 
 from __future__ import annotations
@@ -68,19 +68,38 @@ def kill_command(
     session: Annotated[str | None, typer.Option("--session", help="Halt this session (its account).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Halt every session sharing the database.")] = False,
     flatten: Annotated[bool, typer.Option("--flatten", help="Also close every position.")] = False,
-    actor: Annotated[str, typer.Option("--actor", help="Who pulls the switch (recorded).")] = "",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+    local_admin: LocalAdminOpt = False,
+    as_user: AsUserOpt = None,
+    credentials_stdin: CredentialsStdinOpt = False,
+    actor: Annotated[str | None, typer.Option("--actor", hidden=True)] = None,
 ) -> None:
-    """Pull the kill switch: halt, cancel every open order, optionally flatten."""
+    """Pull the kill switch: halt, cancel every open order, optionally flatten — as an
+    authenticated person whose role may pull it (--local-admin: the OS user owning LYRA_HOME,
+    the quickest in an emergency; --as-user NAME with password + TOTP; or LYRA_API_KEY)."""
+    from lyra.auth.permissions import Action, PermissionDenied
+    from lyra.auth.service import AuthService
+
+    if actor is not None:
+        _fail("--actor is not accepted: a typed name proves nothing. Say who you are with --local-admin "
+              "(the OS user owning LYRA_HOME), --as-user NAME (password + TOTP) or LYRA_API_KEY", code=3)
     target = _which(session, all_)
-    if not actor.strip():
-        _fail("--actor NAME is required: the kill switch records who pulled it")
     store: Any = None
     try:
-        _, store, ks = _open()
+        settings, store, ks = _open()
         if target is not None:
             _require_session(store.engine, target)
-        req = ks.pull(session_id=target, flatten=flatten, actor=actor, reason=reason)
+        svc = AuthService.from_settings(settings, engine=store.engine, need_signing_key=False)
+        try:
+            who = resolve_operator(svc, settings.home, local_admin_flag=local_admin, as_user=as_user,
+                                   credentials_stdin=credentials_stdin)
+            svc.authorize(who, Action.PULL_KILL_SWITCH, path="cli:kill")  # recorded if refused
+        finally:
+            svc.flush_failures()
+        req = ks.pull(session_id=target, flatten=flatten, actor=f"{who.subject} ({who.role.value})",
+                      reason=reason)
+    except (PermissionDenied, OperatorRefused) as exc:
+        _fail(str(exc), code=3)
     except LyraError as exc:
         _fail(str(exc))
     finally:

@@ -146,7 +146,7 @@ CASES: list[Case] = [
     # -- command-line arguments ----------------------------------------------------------------
     Case("schedule-every-inf", ["schedule", "add", "nightly", str(REPO / "notebooks" / "daily_report.ipynb"),
                                 "--every", "inf"], ["--every=inf", "finite"], db=True),
-    Case("kill-unknown-session", ["kill", "--session", "nosuch", "--actor", "alice", "--reason", "drill"],
+    Case("kill-unknown-session", ["kill", "--session", "nosuch", "--local-admin", "--reason", "drill"],
          ["--session='nosuch'", "no such session"], db=True),
     Case("stop-finished-session", ["session", "stop", "done"],
          ["session_id='done'", "is finished, not running", "nothing to stop"], db=True),

@@ -26,7 +26,7 @@ COMMANDS = [
     (["session", "status", "no-such-session"], 2),
     (["risk", "status"], 0),
     (["risk", "rearm", "--actor", "tom", "--role", "trader", "--all"], 3),
-    (["kill", "--all", "--actor", "alice", "--reason", "drill"], 0),
+    (["kill", "--all", "--local-admin", "--reason", "drill"], 0),
     (["user", "list", "--local-admin"], 0),
     (["user", "set-role", "ghost", "viewer", "--local-admin"], 2),  # no such user
     (["runs", "list"], 0),

@@ -92,7 +92,7 @@ def test_full_disk_is_one_line_and_the_crash_tail_is_repaired(initialised: Path,
     saved = mirror.read_bytes()
     mirror.unlink()
     mirror.symlink_to("/dev/full")  # every write: ENOSPC, as on a full disk
-    r = _lyra(env, "kill", "--all", "--actor", "alice", "--reason", "disk drill")
+    r = _lyra(env, "kill", "--all", "--local-admin", "--reason", "disk drill")
     assert r.returncode == 2, r.stdout + r.stderr
     line = _one_error_line(r)
     assert "No space left on device" in line and "the disk is full" in line
@@ -118,7 +118,7 @@ def _with_broken_module(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_subcommand_that_fails_to_import_is_loud_and_debug_shows_the_traceback() -> None:
-    r = _with_broken_module("kill", "--all", "--actor", "a", "--reason", "r")
+    r = _with_broken_module("kill", "--all", "--local-admin", "--reason", "r")
     assert r.returncode == 1
     line = _one_error_line(r)
     assert "`lyra kill` is unavailable: importing lyra.risk.cli failed" in line

@@ -126,7 +126,7 @@ def test_readme_commands_through_the_real_entry_point(tmp_path: Path) -> None:
     r = lyra("session standby", "session", "standby", "readme", "--quiet", code=2)
     assert "is finished: a standby waits on a running session's owner" in " ".join(r.stderr.split())
 
-    lyra("kill", "kill", "--all", "--flatten", "--actor", "alice", "--reason", "drill")
+    lyra("kill", "kill", "--all", "--flatten", "--local-admin", "--reason", "drill")
     status = lyra("risk status", "risk", "status").stdout
     assert "halted" in status and ISO_UTC.search(status)  # a human time, not epoch ms
     assert not re.search(r"\b1\d{12}\b", status)

@@ -16,6 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from lyra.audit import EventLog
+from lyra.auth.operator import os_user
 from lyra.auth.permissions import PermissionDenied
 from lyra.core import Instrument, ManualClock, Order, OrderIntent, ReplayClock
 from lyra.risk import (
@@ -145,7 +146,7 @@ def test_kill_from_another_process_is_seen_within_the_poll_interval(engine, db_u
     e = new_engine(engine, clock=wall)
     assert e.check(order(), ctx()).approved
     out = subprocess.run(
-        [sys.executable, "-m", "lyra.cli", "kill", "--all", "--actor", "alice", "--reason", "drill"],
+        [sys.executable, "-m", "lyra.cli", "kill", "--all", "--local-admin", "--reason", "drill"],
         env=_cli_env(tmp_path, db_url), capture_output=True, text=True, timeout=120, check=False,
     )
     assert out.returncode == 0, out.stderr
@@ -154,25 +155,28 @@ def test_kill_from_another_process_is_seen_within_the_poll_interval(engine, db_u
     assert e.check(order(), ctx()).approved
     wall.advance(0.001)  # 250 ms: re-read before approving, and the kill is seen
     d = e.check(order(), ctx())
-    assert not d.approved and d.reason == "trading_state: halted (global) by alice: kill switch: drill"
+    who = f"local:{os_user()} (admin)"  # the authenticated person (--local-admin), not a typed name
+    assert not d.approved and d.reason == f"trading_state: halted (global) by {who}: kill switch: drill"
     rec = [r for r in EventLog(engine).read() if r.kind == "risk.kill_switch"]
-    assert len(rec) == 1 and rec[0].actor == "alice" and json.loads(rec[0].payload)["reason"] == "kill switch: drill"
+    assert len(rec) == 1 and rec[0].actor == who and json.loads(rec[0].payload)["reason"] == "kill switch: drill"
 
 
-def test_kill_cli_refuses_without_actor_or_target(db_url, engine, tmp_path, monkeypatch):
+def test_kill_cli_refuses_without_a_person_or_a_target(db_url, engine, tmp_path, monkeypatch):
     for k, v in _cli_env(tmp_path, db_url).items():
         if k.startswith("LYRA_"):
             monkeypatch.setenv(k, v)
     app = typer.Typer()
     app.command("kill")(kill_command)
     runner = CliRunner()
-    res = runner.invoke(app, ["--all"])
-    assert res.exit_code == 2 and "--actor" in res.output
-    res = runner.invoke(app, ["--actor", "a"])
+    res = runner.invoke(app, ["--all"])  # who? nobody said
+    assert res.exit_code == 3 and "say who you are" in res.output
+    res = runner.invoke(app, ["--actor", "a", "--all"])  # a typed name proves nothing
+    assert res.exit_code == 3 and "--actor is not accepted" in " ".join(res.output.split())
+    res = runner.invoke(app, ["--local-admin"])
     assert res.exit_code == 2 and "--session" in res.output
-    res = runner.invoke(app, ["--actor", "a", "--all", "--session", "s1"])
+    res = runner.invoke(app, ["--local-admin", "--all", "--session", "s1"])
     assert res.exit_code == 2
-    res = runner.invoke(app, ["--actor", "a", "--session", "s1"])  # no such session: nothing halted
+    res = runner.invoke(app, ["--local-admin", "--session", "s1"])  # no such session: nothing halted
     assert res.exit_code == 2 and "no such session" in res.output
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM kill_requests")).scalar() == 0
@@ -180,10 +184,11 @@ def test_kill_cli_refuses_without_actor_or_target(db_url, engine, tmp_path, monk
     from lyra.testing.sessions import demo_config
 
     SessionRegistry(engine).upsert("s1", demo_config(session_id="s1"), status="stopped")
-    res = runner.invoke(app, ["--actor", "a", "--session", "s1", "--flatten"])
+    res = runner.invoke(app, ["--local-admin", "--session", "s1", "--flatten"])
     assert res.exit_code == 0 and "HALTED account:s1" in res.output and "cancel + flatten" in res.output
     with engine.connect() as c:
-        assert c.execute(sa.text("SELECT scope, flatten, actor FROM kill_requests")).one() == ("account:s1", True, "a")
+        assert c.execute(sa.text("SELECT scope, flatten, actor FROM kill_requests")).one() == (
+            "account:s1", True, f"local:{os_user()} (admin)")
 
 
 def test_rearm_and_status_cli(engine, db_url, tmp_path, monkeypatch):

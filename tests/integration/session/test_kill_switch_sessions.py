@@ -58,7 +58,7 @@ def test_kill_all_stops_both_sessions_and_survives_restart(session_home, tmp_pat
         return r is not None and r["status"] == "running" and r["events_processed"] >= 1024
 
     wait_until(lambda: all(trading(s) for s in procs), "both sessions running", procs.values())
-    r = lyra(["kill", "--all", "--flatten", "--actor", "tester", "--reason", "drill"], env)
+    r = lyra(["kill", "--all", "--flatten", "--local-admin", "--reason", "drill"], env)
     assert r.returncode == 0, r.stderr
     t_kill = time.monotonic()  # recorded: the sessions see it at their next heartbeat
     for p in procs.values():

@@ -201,7 +201,7 @@ def test_kill_and_stop_of_sessions_that_cannot_take_them_are_refused(session_hom
 
     # Four independent refusals (none may write anything), run side by side.
     kill, stop_done, stop_ghost, status = lyra_all(
-        env, ["kill", "--session", "nosuch", "--actor", "tina", "--reason", "typo"], ["session", "stop", "done"],
+        env, ["kill", "--session", "nosuch", "--local-admin", "--reason", "typo"], ["session", "stop", "done"],
         ["session", "stop", "ghost"], ["session", "status"])
     assert kill.returncode == 2, kill.stderr
     assert "--session='nosuch': no such session: nothing was halted" in " ".join(kill.stderr.split())
