@@ -262,6 +262,8 @@ class RiskConfig(BaseModel):
     var_confidence: float = 0.99  #: confidence of the pre-trade VaR check
     var_horizon: int = 1  #: periods (of the covariance model's returns) of the VaR check
     var_include_mean: bool = False  #: use the drift in the pre-trade VaR (off: conservative)
+    #: bars of returns behind a session's covariance model (lyra.session.var_model)
+    var_lookback: int = Field(default=250, ge=2, le=100_000)
     halted_allows_kill_flatten: bool = True  #: when halted, let the kill switch's flattening through
     state_poll_ms: int = 250  #: re-read the shared trading state at most this often (wall clock)
 

@@ -49,9 +49,22 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
         risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
     # Risk sizes orders by what this broker reserves (one cost rule: lyra.core.costs).
     costs = broker.cost_rules()
+    var_model = session_covariance(config, risk, market_dir)
     return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
                    clock=clock, jsonl_path=jsonl_path, feed_sleep=pacer,
-                   risk_context=lambda session, order: risk_context(session, order, costs=costs))
+                   risk_context=lambda session, order: risk_context(session, order, costs=costs,
+                                                                    var_model=var_model))
+
+
+def session_covariance(config: SessionConfig, risk: Any, market_dir: Path | None) -> Any:
+    """The covariance model of a ``max_var`` limit (None when no limit needs one or there is no
+    market store): see :mod:`lyra.session.var_model`."""
+    from lyra.session.var_model import SessionCovariance, needs_covariance
+
+    if market_dir is None or not needs_covariance(risk):
+        return None
+    return SessionCovariance(market_dir, config.venue, config.symbols, config.timeframe,
+                             lookback=risk.config.var_lookback)
 
 
 def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path | None = None,
@@ -104,8 +117,10 @@ def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path
         risk = default_risk_engine(config, engine, clock, jsonl_path=jsonl_path)
     from lyra.execution.reconcile import ReconcilePolicy
 
+    var_model = session_covariance(config, risk, home / "market" if home is not None else None)
     session = LiveSession(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
-                          clock=clock, jsonl_path=jsonl_path, risk_context=risk_context,
+                          clock=clock, jsonl_path=jsonl_path,
+                          risk_context=lambda s, o: risk_context(s, o, var_model=var_model),
                           policy=ReconcilePolicy(orphans=config.reconcile_orphans))
     if live is not None:
         session.closers.append(lambda: live.__exit__(None, None, None))
@@ -132,9 +147,10 @@ def default_risk_engine(config: SessionConfig, engine: Engine, clock: ReplayCloc
                       session_id=config.session_id, instruments=instruments)
 
 
-def risk_context(session: Session, order: Order, *, costs: Any = None) -> Any:
+def risk_context(session: Session, order: Order, *, costs: Any = None, var_model: Any = None) -> Any:
     """What the risk engine sees for one order: positions, marks, equity, balances, orders,
-    and the broker's cost rules (``costs``, by instrument) if it has them."""
+    the broker's cost rules (``costs``, by instrument) if it has them, and the covariance
+    model of a ``max_var`` limit (``var_model``: a SessionCovariance) at the data time."""
     from decimal import Decimal
 
     from lyra.risk.engine import RiskContext
@@ -153,4 +169,12 @@ def risk_context(session: Session, order: Order, *, costs: Any = None) -> Any:
         now=session.clock.now_ms(),
         last_md_ts=dict(session.last_data_ts),
         costs=costs,
+        **_covariance(var_model, session.clock.now_ms()),
     )
+
+
+def _covariance(var_model: Any, now: int) -> dict[str, Any]:
+    if var_model is None:
+        return {}
+    model, cols = var_model.model_at(now)
+    return {"covariance": model, "covariance_instruments": cols}
