@@ -88,6 +88,9 @@ SPECS: tuple[MetricSpec, ...] = (
        "venue"),
     _s("lyra_risk_limit_var", "gauge", "The pre-trade VaR limit (quote currency), if configured.",
        "session_id"),
+    _s("lyra_risk_var", "gauge",
+       "The book's normal VaR now (quote currency; the pre-trade check's confidence, horizon and "
+       "covariance model), when a VaR limit gives the session a model.", "session_id"),
     _s("lyra_breaker_drawdown_ratio", "gauge",
        "Drawdown as the drawdown breaker sees it (from its own peak), if configured.", "session_id"),
     # --- market-data feeds of the process (lyra.metrics.feeds; labels come from the config)

@@ -50,10 +50,11 @@ def open_session(config: SessionConfig, *, engine: Engine, market_dir: Path,
     # Risk sizes orders by what this broker reserves (one cost rule: lyra.core.costs).
     costs = broker.cost_rules()
     var_model = session_covariance(config, risk, market_dir)
-    return Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
-                   clock=clock, jsonl_path=jsonl_path, feed_sleep=pacer,
-                   risk_context=lambda session, order: risk_context(session, order, costs=costs,
-                                                                    var_model=var_model))
+    session = Session(config, engine=engine, feed=feed, broker=broker, risk=risk, instruments=instruments,
+                      clock=clock, jsonl_path=jsonl_path, feed_sleep=pacer,
+                      risk_context=lambda s, order: risk_context(s, order, costs=costs, var_model=var_model))
+    session.var_model = var_model  # read by the metrics at scrape time (lyra_risk_var)
+    return session
 
 
 def session_covariance(config: SessionConfig, risk: Any, market_dir: Path | None) -> Any:
@@ -122,6 +123,7 @@ def open_live_session(config: SessionConfig, *, engine: Engine, jsonl_path: Path
                           clock=clock, jsonl_path=jsonl_path,
                           risk_context=lambda s, o: risk_context(s, o, var_model=var_model),
                           policy=ReconcilePolicy(orphans=config.reconcile_orphans))
+    session.var_model = var_model
     if live is not None:
         session.closers.append(lambda: live.__exit__(None, None, None))
         session.closers.append(books.close)

@@ -119,6 +119,8 @@ class Session:
         self.broker = broker
         self.risk = risk
         self._risk_context = risk_context
+        #: the covariance model of a max_var limit (lyra.session.var_model), set by the factory
+        self.var_model: Any = None
         self.instruments = dict(instruments)
         self.clock = clock
         self.tf_ms = timeframe_to_ms(config.timeframe)

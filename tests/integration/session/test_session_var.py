@@ -10,17 +10,21 @@ import math
 from decimal import Decimal
 from pathlib import Path
 from statistics import NormalDist
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lyra.audit import EventLog
 from lyra.core.timeutil import timeframe_to_ms
 from lyra.demo import LIVE_DEMO_SESSION
 from lyra.feeds import import_file
 from lyra.feeds.store import MarketStore
+from lyra.metrics.session import session_metrics
 from lyra.session.factory import open_session
 from lyra.session.var_model import DAY_MS, SessionCovariance
 from lyra.testing.sessions import demo_config
@@ -71,8 +75,24 @@ def test_max_var_trades_like_no_limit_when_generous_and_denies_when_tight(sessio
         return s.run()
 
     free = run("free", {})
-    loose = run("loose", {"defaults": {"max_var": "1000000"}, "var_confidence": 0.99})
+    s = open_session(demo_config(session_id="loose", end=UNTIL, risk={"defaults": {"max_var": "1000000"},
+                                                                       "var_confidence": 0.99}),
+                     engine=h["engine"], market_dir=market)
+    with session_metrics(s, serve=False, settings=SimpleNamespace(metrics=True, metrics_port=0,
+                                                                  metrics_linger_s=0.0)) as att:
+        loose = s.run()
+        text = generate_latest(att.metrics.registry).decode()
     assert (loose.orders, loose.fills, loose.equity) == (free.orders, free.fills, free.equity) and free.fills > 4
+    # The metric of the book's VaR now: the final position's exposure through the same formula.
+    got = {x.name: x.value for f in text_string_to_metric_families(text) for x in f.samples
+           if x.name in ("lyra_risk_var", "lyra_risk_limit_var")}
+    qty = float(s.holdings.get("coinbase:BTC/USD", 0))
+    assert qty != 0  # holding at the end: a VaR of 0 would prove nothing
+    t_end = s.clock.now_ms()
+    sig = math.sqrt(_independent_cov(market, "coinbase", ["BTC/USD"], "1h", t_end, 250)[0, 0])
+    assert got["lyra_risk_limit_var"] == 1_000_000
+    assert got["lyra_risk_var"] == pytest.approx(NormalDist().inv_cdf(0.99) * sig * abs(qty) *
+                                                 float(s.marks["coinbase:BTC/USD"]), rel=1e-9)
     tight = run("tight", {"defaults": {"max_var": "1"}, "var_confidence": 0.99})
     assert tight.fills == 0 and tight.denied > 0
     first = next(e for e in EventLog(h["engine"]).read(session_id="tight", kinds=("risk.decision",)))
