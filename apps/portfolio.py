@@ -77,11 +77,13 @@ def allocation(rm: ReadModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
         eq = float(last["equity"])
         held = sum(q * last["marks"].get(iid, 0.0) for iid, q in last["positions"].items())
         cash = eq - held
+        ccy = s.quote or "?"
         for iid, q in last["positions"].items():
             v = q * last["marks"].get(iid, 0.0)
-            assets.append({"asset": iid.partition(":")[2].split("/")[0], "session": s.session_id, "value": v})
-        assets.append({"asset": s.quote or "cash", "session": s.session_id, "value": cash})
-        strategies.append({"strategy": s.strategy, "session": s.session_id, "equity": eq})
+            assets.append({"asset": iid.partition(":")[2].split("/")[0], "currency": ccy,
+                           "session": s.session_id, "value": v})
+        assets.append({"asset": s.quote or "cash", "currency": ccy, "session": s.session_id, "value": cash})
+        strategies.append({"strategy": s.strategy, "currency": ccy, "session": s.session_id, "equity": eq})
         venues.append(
             {
                 "venue": s.venue,
@@ -92,12 +94,15 @@ def allocation(rm: ReadModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
                 "equity": eq,
             }
         )
-    a = pd.DataFrame(assets, columns=["asset", "session", "value"])
-    a = a.groupby("asset", as_index=False)["value"].sum() if len(a) else a[["asset", "value"]]
-    a["weight"] = a["value"] / a["value"].sum() if len(a) and a["value"].sum() else 0.0
-    st = pd.DataFrame(strategies, columns=["strategy", "session", "equity"])
-    st = st.groupby("strategy", as_index=False)["equity"].sum() if len(st) else st[["strategy", "equity"]]
-    st["weight"] = st["equity"] / st["equity"].sum() if len(st) and st["equity"].sum() else 0.0
+    # Values are in each session's quote currency: summed and weighted within a currency only
+    # (no conversion is stored to add USD to USDT honestly).
+    a = pd.DataFrame(assets, columns=["asset", "currency", "session", "value"])
+    a = a.groupby(["currency", "asset"], as_index=False)["value"].sum()[["asset", "currency", "value"]]
+    a["weight"] = _weights(a, "value")
+    st = pd.DataFrame(strategies, columns=["strategy", "currency", "session", "equity"])
+    st = st.groupby(["currency", "strategy"], as_index=False)["equity"].sum()
+    st = st[["strategy", "currency", "equity"]]
+    st["weight"] = _weights(st, "equity")
     return (
         a,
         st,
@@ -105,10 +110,38 @@ def allocation(rm: ReadModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
     )
 
 
+def _weights(frame: pd.DataFrame, col: str) -> pd.Series:
+    """Each row's share of its currency's total (0 where that total is 0)."""
+    if frame.empty:
+        return pd.Series(dtype="float64")
+    total = frame.groupby("currency")[col].transform("sum")
+    return (frame[col] / total.where(total != 0)).fillna(0.0)
+
+
+def _labels(frame: pd.DataFrame, col: str) -> list[str]:
+    """Chart categories: the name, with its currency when sessions use several (BTC USD, BTC USDT)."""
+    if frame.empty:
+        return []
+    if frame["currency"].nunique() == 1:
+        return [str(x) for x in frame[col]]
+    return [f"{x} {c}" for x, c in zip(frame[col], frame["currency"], strict=True)]
+
+
+def money_by_currency(frame: pd.DataFrame, col: str) -> str:
+    """``12,000.00 USD`` — or, over sessions in several quote currencies, one total per
+    currency (``12,000.00 USD · 5,000.00 USDT``): never one number across currencies."""
+    if frame.empty:
+        return "–"
+    sums = frame.groupby("currency")[col].sum()
+    return " · ".join(fmt_money(float(v), str(c)) for c, v in sums.items())
+
+
 def attribution(rm: ReadModel) -> pd.DataFrame:
     """Realised and unrealised PnL and fees per session and instrument; net = realised + unrealised − fees."""
     pos = rm.positions()
     out = pos[["session_id", "symbol", "quantity", "mark", "realized_pnl", "unrealized_pnl", "fees"]].copy()
+    quotes = {s.session_id: s.quote or "?" for s in rm.sessions()}
+    out["currency"] = out["session_id"].map(quotes).fillna("?")
     out["unrealized_pnl"] = out["unrealized_pnl"].fillna(0.0)
     out["net_pnl"] = out["realized_pnl"] + out["unrealized_pnl"] - out["fees"]
     return out
@@ -168,26 +201,19 @@ class PortfolioView(LiveView):
         assert info is not None
         self.by_asset, self.by_strategy, self.balances = allocation(self.rm)
         self.attribution = attribution(self.rm)
-        self._asset_src.data = {"asset": list(self.by_asset["asset"]), "value": list(self.by_asset["value"])}
-        self._fa.x_range.factors = list(self.by_asset["asset"]) or ["(none)"]
-        self._strat_src.data = {
-            "strategy": list(self.by_strategy["strategy"]),
-            "equity": list(self.by_strategy["equity"]),
-        }
-        self._fs.x_range.factors = list(self.by_strategy["strategy"]) or ["(none)"]
+        assets, strategies = _labels(self.by_asset, "asset"), _labels(self.by_strategy, "strategy")
+        self._asset_src.data = {"asset": assets, "value": list(self.by_asset["value"])}
+        self._fa.x_range.factors = assets or ["(none)"]
+        self._strat_src.data = {"strategy": strategies, "equity": list(self.by_strategy["equity"])}
+        self._fs.x_range.factors = strategies or ["(none)"]
         self._t_asset.value = self.by_asset
         self._t_attr.value = self.attribution
         self._t_bal.value = self.balances
-        q = info.quote
         b = self.balances
-        self._cards["Total equity"].object = kpi_html("Total equity", fmt_money(float(b["equity"].sum()), q))
-        self._cards["Cash"].object = kpi_html("Cash", fmt_money(float(b["cash"].sum()), q))
-        self._cards["In positions"].object = kpi_html(
-            "In positions", fmt_money(float(b["positions_value"].sum()), q)
-        )
-        self._cards["Net PnL"].object = kpi_html(
-            "Net PnL", fmt_money(float(self.attribution["net_pnl"].sum()), q)
-        )
+        self._cards["Total equity"].object = kpi_html("Total equity", money_by_currency(b, "equity"))
+        self._cards["Cash"].object = kpi_html("Cash", money_by_currency(b, "cash"))
+        self._cards["In positions"].object = kpi_html("In positions", money_by_currency(b, "positions_value"))
+        self._cards["Net PnL"].object = kpi_html("Net PnL", money_by_currency(self.attribution, "net_pnl"))
 
 
 def create_app() -> pn.viewable.Viewable:
