@@ -59,6 +59,16 @@ _FMT = {
 CARDS = ("Equity", "PnL today", "PnL MTD", "PnL YTD", "Sharpe", "Max drawdown", "Win rate", "Fees")
 
 
+def start_equity(info: Any) -> float | None:
+    """The session's starting equity: its balance when it starts in its quote currency only;
+    otherwise None — the first equity snapshot, which values every balance at its mark (balances
+    in USD and BTC are never added as numbers)."""
+    balances = {k: v for k, v in info.balances.items() if v}
+    if set(balances) == {info.quote}:
+        return float(balances[info.quote])
+    return None
+
+
 def card_values(k: Kpis, currency: str) -> dict[str, str]:
     """The KPI tiles' texts, as people read them."""
     return {
@@ -108,22 +118,18 @@ class ExecutiveView(LiveView):
         assert info is not None
         curve = self.rm.equity_curve(self.session_id)
         fills = self.rm.fills(self.session_id)
-        start = sum(info.balances.values()) or None
-        self.kpis = k = kpis(curve, fills, start)
+        self.kpis = k = kpis(curve, fills, start_equity(info))
         for name, text in card_values(k, info.quote).items():
             self._cards[name].object = kpi_html(name, text)
         self._src.data = {"time": curve["time"], "equity": curve["equity"]}
         rows = []
         for s in self.rm.sessions():
-            sk = kpis(
-                self.rm.equity_curve(s.session_id),
-                self.rm.fills(s.session_id),
-                sum(s.balances.values()) or None,
-            )
+            sk = kpis(self.rm.equity_curve(s.session_id), self.rm.fills(s.session_id), start_equity(s))
             rows.append(
                 {
                     "strategy": s.strategy,
                     "session": s.session_id,
+                    "currency": s.quote,
                     "status": s.status,
                     "equity": sk.equity,
                     "pnl": sk.pnl,

@@ -29,7 +29,7 @@ USDT_SESSION: dict[str, Any] = {
 }
 
 
-def test_totals_and_weights_are_per_currency(tmp_path) -> None:
+def test_totals_weights_and_starting_equity_are_per_currency(tmp_path) -> None:
     import portfolio
 
     from lyra.session.config import load_session_config
@@ -52,5 +52,23 @@ def test_totals_and_weights_are_per_currency(tmp_path) -> None:
         assert v.by_strategy.set_index("currency")["equity"].to_dict() == pytest.approx({"USD": usd, "USDT": usdt})
         assert "sma_cross USD" in v._fs.x_range.factors and "sma_cross USDT" in v._fs.x_range.factors
         assert set(v.attribution["currency"]) == {"USD", "USDT"}
+        # The executive page: each session in its own currency, from its own starting balance.
+        import executive
+
+        assert executive.start_equity(rm.session("tether")) == 5000
+        assert executive.ExecutiveView(rm, "tether", live=False).kpis.start_equity == 5000
+        e = executive.ExecutiveView(rm, "dash", live=False)
+        assert e.kpis.start_equity == 10_000
+        assert e.table.set_index("session")["currency"].to_dict() == {"dash": "USD", "tether": "USDT"}
     finally:
         engine.dispose()
+
+
+def test_a_start_in_several_currencies_is_not_added_up() -> None:
+    from types import SimpleNamespace
+
+    import executive
+
+    both = SimpleNamespace(balances={"USD": 10_000.0, "BTC": 1.0}, quote="USD")
+    assert executive.start_equity(both) is None  # the first snapshot values the BTC at its mark
+    assert executive.start_equity(SimpleNamespace(balances={"USD": 10_000.0, "BTC": 0.0}, quote="USD")) == 10_000
