@@ -1,9 +1,9 @@
 """The tax report and the trade history straight from a ledger: what ``lyra tax report``,
 ``lyra tax history`` and the audit dashboard's downloads all call, so a download is
-byte-for-byte the file the command line writes.
+byte-for-byte the file the command line writes::
 
->>> text = report_text(engine, home, fy=2025, entity="individual")   # doctest: +SKIP
->>> data = history_bytes(read_history(engine, venue="coinbase"), "parquet")  # doctest: +SKIP
+    text = report_text(engine, home, fy=2025, entity="individual")
+    data = history_bytes(read_history(engine, venue="coinbase"), "parquet")
 """
 
 from __future__ import annotations

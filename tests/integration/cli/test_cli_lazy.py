@@ -41,7 +41,7 @@ def test_help_lists_every_group_in_order_and_imports_none() -> None:
     listed = [line.split()[1] for line in output.splitlines()
               if line.startswith("│ ") and len(line.split()) > 2 and line.split()[1] in ORDER]
     assert listed == ORDER
-    assert "Sessions: start, status, stop, resume." in output
+    assert "Sessions: start, status, stop, resume, standby." in " ".join(output.replace("│", " ").split())
     assert mods == ["lyra.cli"]
 
 

@@ -127,10 +127,11 @@ def test_dask_two_workers_identical(numba_sweep: SweepResult, coinbase_1h: pd.Da
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
+        client.wait_for_workers(2, timeout=120)  # both up before the work is spread (a busy machine)
+        assert len(cluster.workers) == 2
         res = sweep(coinbase_1h, SmaCross, GRID, client=client, chunk_size=2, progress=False)
         generic = sweep(coinbase_1h.iloc[:4000], RsiReversion, {"window": [7, 14], "lower": [20, 30]},
                         client=client, chunk_size=1, progress=False)
-        assert len(client.scheduler_info()["workers"]) == 2
         by_address = sweep(coinbase_1h, SmaCross, GRID, client=cluster.scheduler_address, progress=False)
     pd.testing.assert_frame_equal(res.table, numba_sweep.table, check_exact=True)
     pd.testing.assert_frame_equal(by_address.table, numba_sweep.table, check_exact=True)
