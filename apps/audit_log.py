@@ -52,6 +52,7 @@ REQUIRES = "view_audit"
 
 ALL_KINDS = "(all kinds)"
 BACKUPS_EVERY_S = 30.0  # the backups folder is re-read at most this often
+BACKUP_COLUMNS = ["backup", "taken (UTC)", "age", "log head", "database", "size (MB)", "verification"]
 _PAYLOAD_CHARS = 160
 
 
@@ -88,9 +89,11 @@ class AuditLogView(pn.viewable.Viewer):
         #: the home's backups ($LYRA_HOME/backups, as `lyra backup list`) and their verification
         self.backups_dir = home / "backups" if home is not None else None
         self._backups_read = 0.0
+        rows = pd.DataFrame(self._backup_rows(), columns=BACKUP_COLUMNS)
         self._backups = pn.widgets.Tabulator(
-            pd.DataFrame(self._backup_rows()), disabled=True, show_index=False, pagination="local",
-            page_size=10, sizing_mode="stretch_width", css_classes=["lyra-backups"])
+            rows, disabled=True, show_index=False, pagination="local", page_size=10,
+            sizing_mode="stretch_width", css_classes=["lyra-backups"],
+            formatters={c: {"type": "plaintext"} for c in BACKUP_COLUMNS})  # text, never HTML
         self.param.watch(lambda _e: self.refresh(), ["kind", "limit"])
         # live=False (tests, a notebook cell that polls by hand): no timer
         self._callback = pn.state.add_periodic_callback(self.refresh, period=self.refresh_ms) \
@@ -126,7 +129,7 @@ class AuditLogView(pn.viewable.Viewer):
     def refresh(self) -> None:
         """Reload the table (and the kind list) from the database; the backups every 30 s."""
         if self.backups_dir is not None and monotonic() - self._backups_read >= BACKUPS_EVERY_S:
-            self._backups.value = pd.DataFrame(self._backup_rows())
+            self._backups.value = pd.DataFrame(self._backup_rows(), columns=BACKUP_COLUMNS)
         before = self.head_seq
         frame = self._frame()
         if self.head_seq != before or len(frame) != len(self._table.value):

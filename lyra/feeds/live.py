@@ -251,6 +251,7 @@ class LiveFeed:
 
     async def close(self) -> None:
         """Stop watching and close the exchanges' connections."""
+        observer.unregister(self)  # a closed feed is no longer reported by the metrics
         self._running = False
         for t in self._tasks:
             t.cancel()

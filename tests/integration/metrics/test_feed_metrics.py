@@ -71,7 +71,7 @@ def test_feed_metrics_match_the_feed_and_the_venue(endpoint):
     feed_clock = ManualClock(START)  # frozen while trades flow: no idle poll hides a hole
     n = len(TRADES)
 
-    async def trades() -> tuple[LiveFeed, list[Trade], dict]:
+    async def trades() -> tuple[LiveFeed, list[Trade], dict, dict, dict]:
         cfg_ = None
         with binance_fake(FIX, rate=1000.0, clock=venue) as fake:
             fake.faults.skip_ws_every = 50  # lost messages: gaps the feed must notice and backfill
@@ -91,9 +91,13 @@ def test_feed_metrics_match_the_feed_and_the_venue(endpoint):
                     elif ev is None and not fake.tape_done("BTCUSDT"):
                         venue.advance(0.05)  # the venue publishes the next 50 trades
                 mid = await asyncio.to_thread(scrape, endpoint.url)
-        return feed, got, mid
+                # Later: 42 quiet seconds on the feed's clock; the last message stays where it was.
+                feed_clock.advance(42.0)
+                quiet = await asyncio.to_thread(scrape, endpoint.url)
+        closed = await asyncio.to_thread(scrape, endpoint.url)
+        return feed, got, mid, quiet, closed
 
-    feed, got, during = asyncio.run(trades())
+    feed, got, during, later, closed = asyncio.run(trades())
     st = feed.stats["m-trades"]
     assert sorted(int(t.trade_id) for t in got) == sorted(int(i) for i in iter_trade_ids(TRADES))
     lbl = {"feed": "m-trades", "instrument": "m-trades:BTC/USDT"}
@@ -110,14 +114,13 @@ def test_feed_metrics_match_the_feed_and_the_venue(endpoint):
     # the clock stood still: the last message came at its reading
     assert get(during, "lyra_feed_last_message_timestamp_seconds", **lbl) == START / 1000
 
-    # Later: 42 quiet seconds on the feed's clock; the last message stays where it was.
-    feed_clock.advance(42.0)
-    later = scrape(endpoint.url)
     assert get(later, "lyra_feed_last_message_timestamp_seconds", **lbl) == START / 1000
     assert get(later, "lyra_feed_messages_total", channel="trades", **lbl) == st.trades - st.backfilled
+    # Closed, the feed is no longer reported: its series end with it.
+    assert not any(dict(lb).get("feed") == lbl["feed"] for _, lb in closed)
 
     # A second feed, on books: its first book fails the checksum, it resubscribes and goes on.
-    async def books() -> tuple[LiveFeed, int]:
+    async def books() -> tuple[LiveFeed, int, dict]:
         with binance_fake(FIX, rate=40.0) as fake:
             ex = fake.point_ccxt(_ChecksumOnce(fake.ccxt_config()))
             bfeed = LiveFeed([FeedSource("binance", "XRP/USDT", ex, frozenset({"book"}), label="m-book")],
@@ -128,25 +131,16 @@ def test_feed_metrics_match_the_feed_and_the_venue(endpoint):
                 while n_books < 3 and time.monotonic() < deadline:
                     if isinstance(await bfeed.get(timeout=0.5), OrderBookSnapshot):
                         n_books += 1
-        return bfeed, n_books
+                open_now = await asyncio.to_thread(scrape, endpoint.url)
+        return bfeed, n_books, open_now
 
-    bfeed, n_books = asyncio.run(books())
+    bfeed, n_books, both = asyncio.run(books())
     assert n_books == 3
-    both = scrape(endpoint.url)
     blbl = {"feed": "m-book", "instrument": "m-book:XRP/USDT"}
     assert get(both, "lyra_feed_book_checksum_failures_total", **blbl) == 1
     assert get(both, "lyra_feed_reconnects_total", **blbl) == bfeed.stats["m-book"].reconnects >= 1
     assert get(both, "lyra_feed_messages_total", channel="book", **blbl) == bfeed.stats["m-book"].books >= 3
-    # the first feed is still reported beside it (both live in this process)
-    assert get(both, "lyra_feed_gaps_total", **lbl) == st.gaps
-    del feed, bfeed
-    ours = {lbl["feed"], blbl["feed"]}
-
-    def still_reported() -> bool:
-        gc.collect()  # a loaded machine may leave a closing exchange's cycle for a later pass
-        return any(dict(lb).get("feed") in ours for _, lb in scrape(endpoint.url))
-
-    deadline = time.monotonic() + 30
-    while still_reported() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not still_reported(), "dropped feeds are no longer reported"
+    # the first feed, closed, is not reported beside it; and now neither is
+    assert not any(dict(lb).get("feed") == lbl["feed"] for _, lb in both)
+    gone = scrape(endpoint.url)
+    assert not any(dict(lb).get("feed") in (lbl["feed"], blbl["feed"]) for _, lb in gone)
