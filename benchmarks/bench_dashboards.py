@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ import psutil
 from playwright.sync_api import expect, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "apps"))
 
 from lyra.auth.serve import LyraServer, default_apps_dir  # noqa: E402
 from lyra.bootstrap import open_engine  # noqa: E402

@@ -239,7 +239,7 @@ def make_auth_provider() -> Any:
 
 def _load_builder(spec: AppSpec) -> Callable[[], Any]:
     module_name = f"lyra_app_{spec.route.replace('-', '_')}"
-    sys.path.insert(0, str(spec.path.parent))  # so apps can `import _template`
+    sys.path.insert(0, str(spec.path.parent))  # so an app folder's own helpers import
     loader_spec = importlib.util.spec_from_file_location(module_name, spec.path)
     assert loader_spec is not None
     assert loader_spec.loader is not None

@@ -352,7 +352,7 @@ def fmt_pct(v: float, digits: int = 2) -> str:
     return f"{v * 100:,.{digits}f} %".replace("-", "−")
 
 
-def fmt_num(v: float, digits: int = 2) -> str:
+def fmt_num(v: float | None, digits: int = 2) -> str:
     """``1,234.57``; an en dash for missing values."""
     if v is None or not np.isfinite(v):
         return "–"

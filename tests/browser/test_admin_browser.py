@@ -43,7 +43,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("admin-browser")
     apps = tmp / "apps"
     apps.mkdir()
-    for name in ("_template.py", "_risk_actions.py", "_health_view.py", "admin.py", "audit_log.py"):
+    for name in ("admin.py", "audit_log.py"):
         shutil.copy(default_apps_dir() / name, apps / name)
     settings = load_settings(env={}, home=str(tmp / "home"), jwt_secret=KEY)
     initialise(load_samples=False, settings=settings)

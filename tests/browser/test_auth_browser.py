@@ -33,7 +33,7 @@ ARTIFACTS = (
 # A second app, written the way apps/README.md says, so role filtering has something to filter.
 TRADING_APP = """
 import panel as pn
-from _template import page
+from lyra.dashboards.base import page
 
 ROUTE = "trading"
 TITLE = "Trading"
@@ -65,7 +65,7 @@ def server(tmp_path_factory, clock):
     tmp = tmp_path_factory.mktemp("browser")
     apps = tmp / "apps"
     apps.mkdir()
-    for name in ("_template.py", "audit_log.py"):
+    for name in ("audit_log.py",):
         shutil.copy(default_apps_dir() / name, apps / name)
     (apps / "trading.py").write_text(TRADING_APP)
     settings = load_settings(env={}, home=str(tmp / "home"), jwt_secret=KEY)

@@ -83,7 +83,7 @@ def test_every_path_in_extending_exists() -> None:
         elif not (REPO / p.rstrip("/")).exists():
             missing.append(p)
     # The example files a recipe creates are named as examples, not as existing files.
-    created = {"lyra/strategy/momentum.py", "apps/funding.py"}
+    created = {"lyra/strategy/momentum.py", "apps/funding.py", "lyra/dashboards/funding.py"}
     missing = [p for p in missing if p not in created]
     assert not missing, f"docs/extending.md names paths that do not exist: {missing}"
     for p in created:  # ...and they must not exist (or the recipe's example is stale)

@@ -3,7 +3,6 @@ Coinbase BTC/USD hourly data (SMA 10/30, July to December 2017: 124 orders and f
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from lyra.testing.serving import dashboard_home
 
 REPO = Path(__file__).resolve().parents[3]
 OHLCV = REPO / "data" / "ohlcv" / "coinbase_BTC-USD_1h.csv.gz"
-sys.path.insert(0, str(REPO / "apps"))  # the apps import their `_template` helper as lyra serve does
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def home(dash, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore
 
 
 def test_auditor_downloads_are_what_the_command_line_writes(home, tmp_path: Path) -> None:
-    import audit_log
+    from lyra.dashboards import audit_log
 
     settings, rm = home
     view = audit_log.AuditLogView(rm.engine, settings.audit_dir / "events.jsonl", principal=AUDITOR,
@@ -131,7 +131,7 @@ def test_auditor_downloads_are_what_the_command_line_writes(home, tmp_path: Path
 
 
 def test_roles_without_the_permission_get_no_download(home) -> None:
-    import audit_log
+    from lyra.dashboards import audit_log
 
     settings, rm = home
     viewer = audit_log.AuditLogView(rm.engine, None, principal=VIEWER, home=settings.home, live=False)
@@ -152,7 +152,7 @@ def test_roles_without_the_permission_get_no_download(home) -> None:
 
 
 def test_verify_chain_runs_off_the_event_loop(home) -> None:
-    import audit_log
+    from lyra.dashboards import audit_log
 
     settings, rm = home
     view = audit_log.AuditLogView(rm.engine, settings.audit_dir / "events.jsonl", principal=AUDITOR,

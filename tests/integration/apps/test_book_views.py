@@ -47,7 +47,7 @@ def booked(ghost) -> ReadModel:
 
 
 def test_trading_ladder_shows_exactly_the_read_models_levels(booked):
-    import trading
+    from lyra.dashboards import trading
 
     v = trading.TradingView(booked, "ghost", live=False)
     bv = v._book
@@ -79,7 +79,7 @@ def test_trading_ladder_shows_exactly_the_read_models_levels(booked):
 
 
 def test_depth_chart_cumulative_sizes_equal_a_hand_computation(booked):
-    import trading
+    from lyra.dashboards import trading
 
     bv = trading.TradingView(booked, "ghost", live=False)._book
     book = booked.book(IID)
@@ -104,7 +104,7 @@ def test_depth_chart_cumulative_sizes_equal_a_hand_computation(booked):
 
 
 def test_hft_spread_and_depth_equal_the_query_layer(booked):
-    import hft
+    from lyra.dashboards import hft
 
     sv = hft.HftView(booked, "ghost", live=False)._book
     assert sv.instrument_id == IID and "coinbase:BTC/USD" in sv.note
@@ -122,9 +122,8 @@ def test_hft_spread_and_depth_equal_the_query_layer(booked):
 
 
 def test_empty_state_live_refresh_and_the_sessions_own_book(ghost):
-    import _book_views
-    import hft
-    import trading
+    from lyra.dashboards import book as _book_views
+    from lyra.dashboards import hft, trading
 
     t = trading.TradingView(ghost, "ghost", live=False)
     h = hft.HftView(ghost, "ghost", live=False)

@@ -30,8 +30,7 @@ USDT_SESSION: dict[str, Any] = {
 
 
 def test_totals_weights_and_starting_equity_are_per_currency(tmp_path) -> None:
-    import portfolio
-
+    from lyra.dashboards import portfolio
     from lyra.session.config import load_session_config
 
     settings = dashboard_home(tmp_path / "home", OHLCV, end="2017-09-01")
@@ -53,7 +52,7 @@ def test_totals_weights_and_starting_equity_are_per_currency(tmp_path) -> None:
         assert "sma_cross USD" in v._fs.x_range.factors and "sma_cross USDT" in v._fs.x_range.factors
         assert set(v.attribution["currency"]) == {"USD", "USDT"}
         # The executive page: each session in its own currency, from its own starting balance.
-        import executive
+        from lyra.dashboards import executive
 
         assert executive.start_equity(rm.session("tether")) == 5000
         assert executive.ExecutiveView(rm, "tether", live=False).kpis.start_equity == 5000
@@ -67,7 +66,7 @@ def test_totals_weights_and_starting_equity_are_per_currency(tmp_path) -> None:
 def test_a_start_in_several_currencies_is_not_added_up() -> None:
     from types import SimpleNamespace
 
-    import executive
+    from lyra.dashboards import executive
 
     both = SimpleNamespace(balances={"USD": 10_000.0, "BTC": 1.0}, quote="USD")
     assert executive.start_equity(both) is None  # the first snapshot values the BTC at its mark

@@ -52,7 +52,7 @@ def _desk(rm: ReadModel, settings) -> ManualDesk:
 
 
 def test_trading_shows_the_fills_bars_and_positions(dash):
-    import trading
+    from lyra.dashboards import trading
 
     _settings, rm = dash
     v = trading.TradingView(rm, "dash", principal=ANALYST, live=False)
@@ -87,9 +87,8 @@ def _until(pred, timeout: float = 10.0):
 def test_trading_ticket_orders_are_executed_by_the_running_session(tmp_path_factory):
     """A real paper session runs (paced) in a thread; the ticket sends it an order and a cancel,
     and the view follows each command until the session answered."""
-    import trading
-
     from lyra.bootstrap import open_engine
+    from lyra.dashboards import trading
     from lyra.session.factory import open_session
     from lyra.testing.serving import dashboard_home
 
@@ -161,7 +160,7 @@ def test_trading_ticket_orders_are_executed_by_the_running_session(tmp_path_fact
 
 
 def test_live_poll_shows_a_new_fill(dash):
-    import trading
+    from lyra.dashboards import trading
 
     settings, rm = dash
     v = trading.TradingView(rm, "dash", live=False)
@@ -173,7 +172,7 @@ def test_live_poll_shows_a_new_fill(dash):
 
 
 def test_risk_figures_and_the_kill_switch(dash):
-    import risk
+    from lyra.dashboards import risk
 
     settings, rm = dash
     v = risk.RiskView(rm, "dash", principal=ANALYST, live=False)
@@ -202,7 +201,7 @@ def test_risk_figures_and_the_kill_switch(dash):
 
 
 def test_executive_kpis_equal_the_query_layer(dash):
-    import executive
+    from lyra.dashboards import executive
 
     _settings, rm = dash
     v = executive.ExecutiveView(rm, "dash", live=False)
@@ -216,7 +215,7 @@ def test_executive_kpis_equal_the_query_layer(dash):
 
 
 def test_hft_flow_latency_and_fill_ratio(dash):
-    import hft
+    from lyra.dashboards import hft
 
     _settings, rm = dash
     v = hft.HftView(rm, "dash", live=False)
@@ -232,7 +231,7 @@ def test_hft_flow_latency_and_fill_ratio(dash):
 
 
 def test_portfolio_attribution_adds_up_to_the_equity_change(dash):
-    import portfolio
+    from lyra.dashboards import portfolio
 
     _settings, rm = dash
     v = portfolio.PortfolioView(rm, "dash", live=False)
@@ -246,7 +245,7 @@ def test_portfolio_attribution_adds_up_to_the_equity_change(dash):
 
 
 def test_risk_analytics_equals_the_query_layer(dash):
-    import risk_analytics
+    from lyra.dashboards import risk_analytics
 
     _settings, rm = dash
     v = risk_analytics.RiskAnalyticsView(rm, "dash", live=False)
@@ -259,7 +258,7 @@ def test_risk_analytics_equals_the_query_layer(dash):
 
 
 def test_rebalancing_proposal_and_bad_targets(dash):
-    import rebalancing
+    from lyra.dashboards import rebalancing
 
     settings, rm = dash
     v = rebalancing.RebalancingView(rm, "dash", principal=TRADER, desk=_desk(rm, settings), live=False)
@@ -290,7 +289,7 @@ def test_rebalancing_proposal_and_bad_targets(dash):
 
 
 def test_fees_equal_the_fills(dash):
-    import fees
+    from lyra.dashboards import fees
 
     _settings, rm = dash
     v = fees.FeesView(rm, "dash", live=False)
@@ -319,13 +318,13 @@ VIEWS = [
 def test_empty_database_and_a_vanishing_session(engine, tmp_path):
     import importlib
 
-    import _template
+    from lyra.dashboards import base as _template
 
     rm = ReadModel(engine, tmp_path)
-    empty = [getattr(importlib.import_module(m), c)(rm, None, live=False) for m, c in VIEWS]
+    empty = [getattr(importlib.import_module(f"lyra.dashboards.{m}"), c)(rm, None, live=False) for m, c in VIEWS]
     assert all(v.message == _template.NO_SESSION for v in empty)
     SessionRegistry(engine).upsert("ghost", demo_config(session_id="ghost"), status="running")
-    views = [getattr(importlib.import_module(m), c)(rm, "ghost", live=False) for m, c in VIEWS]
+    views = [getattr(importlib.import_module(f"lyra.dashboards.{m}"), c)(rm, "ghost", live=False) for m, c in VIEWS]
     assert all(v.session_id == "ghost" and "Could not" not in v.message for v in views)
     with EventLog(engine, None).transaction() as tx:  # what a starting session logs
         tx.append("session.started", {"config": {}}, actor="session:ghost", session_id="ghost")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -42,22 +41,17 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    sys.path.insert(0, str(APPS))  # the apps import their helpers as lyra serve does
     settings = dashboard_home(tmp_path_factory.mktemp("matrix") / "home", OHLCV)
     _s, engine = open_engine(settings)
     yield settings, ReadModel(engine, settings.market_dir)
     engine.dispose()
-    sys.path.remove(str(APPS))
 
 
 def offered_on_pages(rm: ReadModel, settings, principal: Principal, admin: AdminService) -> set[Action]:
     """The actions the dashboards offer ``principal`` (built as ``create_app`` builds them)."""
-    import admin as admin_app
-    import audit_log
-    import rebalancing
-    import risk
-    import trading
-    from _risk_actions import ReauthGate
+    from lyra.dashboards import admin as admin_app
+    from lyra.dashboards import audit_log, rebalancing, risk, trading
+    from lyra.dashboards.actions import ReauthGate
 
     info = rm.session("dash")
     desk = ManualDesk(

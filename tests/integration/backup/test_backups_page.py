@@ -4,7 +4,6 @@ says), including a backup whose verification failed, named with its first proble
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ from lyra.risk import TradingStateStore
 
 from .conftest import build_home
 
-APPS = Path(__file__).resolve().parents[3] / "apps"
-
 # Panel's Tabulator calls reset_index(inplace=True), deprecated in pandas 3.1.
 pytestmark = [pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:panel.widgets.tables"),
               pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:bokeh.models.sources")]
@@ -29,11 +26,8 @@ def test_the_audit_page_lists_backups_and_their_verification(sqlite_template: Pa
     db = tmp_path / "lyra.db"
     shutil.copyfile(sqlite_template, db)  # a migrated database
     h: dict[str, Any] = build_home(tmp_path, f"sqlite:///{db}", market_template)
-    sys.path.insert(0, str(APPS))  # as lyra serve imports the apps
-    try:
-        import audit_log
-    finally:
-        sys.path.remove(str(APPS))
+    from lyra.dashboards import audit_log
+
     log = EventLog(h["engine"], h["home"] / "audit" / "events.jsonl")
     store = TradingStateStore(log, clock=ManualClock(1_700_000_000_000))
     try:

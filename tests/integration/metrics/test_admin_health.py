@@ -9,9 +9,7 @@ import asyncio
 import os
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -26,21 +24,16 @@ from lyra.store.tables_metrics import metrics_endpoints
 from lyra.store.tables_session import session_leases
 from lyra.testing.sessions import demo_config
 
-APPS = Path(__file__).resolve().parents[3] / "apps"
 # Panel's Tabulator and Bokeh's ColumnDataSource call reset_index(inplace=True), deprecated in pandas 3.1.
 pytestmark = [pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:panel.widgets.tables"),
               pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:bokeh.models.sources")]
 
 
 @pytest.fixture
-def health_view():  # the apps import their helpers as lyra serve does
-    sys.path.insert(0, str(APPS))
-    try:
-        import _health_view
+def health_view():
+    from lyra.dashboards import health
 
-        yield _health_view
-    finally:
-        sys.path.remove(str(APPS))
+    return health
 
 
 def _dead_pid() -> int:

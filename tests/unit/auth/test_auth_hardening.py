@@ -1,12 +1,10 @@
 """The pieces of issue 14's hardening, without a server: the proxy's identity header, the
 script nonces it adds to Panel's HTML, the failure aggregator, and the strict query-parameter
-validator every dashboard uses (apps/_template.read_query)."""
+validator every dashboard uses (lyra.dashboards.base.read_query)."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import jwt
 import pytest
@@ -15,12 +13,11 @@ from lyra.auth.failures import FailureAggregator
 from lyra.auth.identity import IDENTITY_TTL, IdentitySigner, IdentityVerifier
 from lyra.auth.permissions import Role
 from lyra.auth.proxy_forward import add_nonces, panel_csp_for
+from lyra.dashboards import base as tpl
 
 KEY = b"unit-test-signing-key-" + b"k" * 20
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "apps"))
-import _template as tpl  # noqa: E402
 
 
 def test_identity_header_round_trip_and_refusals():

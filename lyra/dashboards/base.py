@@ -1,6 +1,7 @@
-"""The shared page for every Lyra dashboard: a dark Bootstrap template whose navigation lists
-only the apps the signed-in user's role may open, the user's name and role, and a sign-out
-link. Apps call :func:`page` from their ``create_app()``; see ``apps/README.md``.
+"""The pieces every Lyra dashboard shares: the dark page whose navigation lists only the apps
+the signed-in user's role may open (:func:`page`), the live view base (:class:`LiveView`), the
+query-string validator (:func:`read_query`) and small widgets. Pages call :func:`page` from
+their ``create_app()``; see ``apps/README.md``.
 
 The template loads nothing from the internet (no web fonts, no CDN), so it renders offline and
 under the proxy's Content-Security-Policy.
@@ -8,14 +9,20 @@ under the proxy's Content-Security-Policy.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import panel as pn
+import param
 
 from lyra.auth.panel_auth import current_principal, served_apps
-
-# Bokeh configures the root logger; take it back (STYLE: dashboards).
-logging.basicConfig(level=logging.INFO, force=True)
+from lyra.core.errors import LyraError
+from lyra.readside import ReadModel, SessionInfo
 
 ACCENT = "#4f8cc9"
 
@@ -33,7 +40,7 @@ def nav_links(current_route: str = "") -> str:
     return "\n".join(lines) or "_No dashboards for your role._"
 
 
-def page(title: str, main: pn.viewable.Viewable, *, route: str) -> pn.template.BootstrapTemplate:
+def page(title: str, main: Any, *, route: str) -> pn.template.BootstrapTemplate:
     """Wrap ``main`` in the shared dark template with role-aware navigation."""
     who = current_principal()
     user_line = f"Signed in as **{md_literal(who.subject)}** ({who.role.value})" if who else "Not signed in"
@@ -51,7 +58,7 @@ def page(title: str, main: pn.viewable.Viewable, *, route: str) -> pn.template.B
         sidebar=sidebar,
         sidebar_width=240,
     )
-    template.main.append(main)
+    template.main.append(main)  # type: ignore[union-attr]
     return template
 
 
@@ -59,17 +66,6 @@ def page(title: str, main: pn.viewable.Viewable, *, route: str) -> pn.template.B
 # The pieces the trading/risk/... apps share: a read model per process, a base view that polls
 # the event log's head and re-queries only when it moved, empty states and messages.
 
-import functools  # noqa: E402
-import re  # noqa: E402
-import urllib.parse  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import param  # noqa: E402
-
-from lyra.core.errors import LyraError  # noqa: E402
-from lyra.readside import ReadModel, SessionInfo  # noqa: E402
 
 NO_SESSION = ("**No session yet.** Start one with `lyra session start --config my_session.toml`, "
               "or run `make demo` (a paper session on the shipped data), then come back: this page "
@@ -232,8 +228,8 @@ class LiveView(pn.viewable.Viewer):
                                    renderer_options={"html": False, "linkify": False},
                                    css_classes=["lyra-message"], sizing_mode="stretch_width")
         self._body = self._build()
-        self._layout = pn.Column(pn.Row(self._picker, pn.pane.Markdown("", name="session-line",
-                                                                         css_classes=["lyra-session"])),
+        self._session_line = pn.pane.Markdown("", name="session-line", css_classes=["lyra-session"])
+        self._layout = pn.Column(pn.Row(self._picker, self._session_line),
                                  self._note, self._body, sizing_mode="stretch_width")
         self._set_sessions(session_id)
         self._picker.param.watch(self._picked, "value")
@@ -269,7 +265,7 @@ class LiveView(pn.viewable.Viewer):
             self.message = ""
             self.reload()
 
-    def warn(self, text: str, kind: str = "warning") -> None:
+    def warn(self, text: str, kind: Any = "warning") -> None:
         """Show a message above the body (empty states, bad input, vanished sessions).
 
         ``text`` is Markdown written by the app (the pane renders no raw HTML: it shows as
@@ -312,7 +308,7 @@ class LiveView(pn.viewable.Viewer):
                 info = self.rm.session(self.session_id)
             self.info = info
             state = "responding" if info and info.responding() else (info.status if info else "")
-            self._layout[0][1].object = (f"**{info.strategy}** on {info.venue} "
+            self._session_line.object = (f"**{info.strategy}** on {info.venue} "
                                          f"{', '.join(info.symbols)} {info.timeframe} · {info.mode} · "
                                          f"{state}") if info else ""
             if self.message.startswith(NO_SESSION[:10]):

@@ -155,7 +155,7 @@ class RiskActions(pn.viewable.Viewer):
                 self.rm.engine,
                 self.principal,
                 session_id=sid,
-                reason=self._r_reason.value,
+                reason=self._r_reason.value or "",
                 jsonl_path=self.jsonl_path,
             )
         except LyraError as exc:

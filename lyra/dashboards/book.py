@@ -88,7 +88,7 @@ class _BookBase(pn.viewable.Viewer):
                                       sizing_mode="stretch_width", visible=False)
         self._build()
         if load:  # the apps pass load=False: their first update calls show() with the session's
-            self.show(wanted)
+            self.show_instrument(wanted)
 
     def _build(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -104,7 +104,7 @@ class _BookBase(pn.viewable.Viewer):
         self._note.object = text
         self._note.visible = bool(text)
 
-    def show(self, wanted: str | None) -> None:
+    def show_instrument(self, wanted: str | None) -> None:
         """Show ``wanted`` (or the fallback) from scratch."""
         try:
             self.wanted = wanted or ""
@@ -131,11 +131,11 @@ class _BookBase(pn.viewable.Viewer):
         try:
             if not self.instrument_id:
                 if self.rm.book_instruments():
-                    self.show(self.wanted or None)
+                    self.show_instrument(self.wanted or None)
                     return True
                 return False
             if self.wanted and self.wanted != self.instrument_id and self.rm.book(self.wanted) is not None:
-                self.show(self.wanted)  # the session's own book appeared: leave the fallback
+                self.show_instrument(self.wanted)  # the session's own book appeared: leave the fallback
                 return True
             latest = self.rm.book(self.instrument_id)
             if latest is None or latest.ts == self.shown_ts:
@@ -250,7 +250,7 @@ class SpreadDepthView(_BookBase):
     def __init__(self, rm: ReadModel, wanted: str | None = None, **params: Any) -> None:
         self.frame = pd.DataFrame()
         super().__init__(rm, wanted, **params)
-        self.param.watch(lambda _e: self.show(self.wanted or None), ["max_points"])
+        self.param.watch(lambda _e: self.show_instrument(self.wanted or None), ["max_points"])
 
     def _build(self) -> None:
         self._pipe = Pipe(data=self._no_series())
