@@ -64,6 +64,21 @@ def _which(session: str | None, all_: bool) -> str | None:
     return session
 
 
+def _operator(settings: Any, engine: Any, action: Any, path: str, *, local_admin: bool,
+              as_user: str | None, credentials_stdin: bool) -> Any:
+    """The authenticated person at the terminal, allowed ``action`` (a refusal is recorded)."""
+    from lyra.auth.service import AuthService
+
+    svc = AuthService.from_settings(settings, engine=engine, need_signing_key=False)
+    try:
+        who = resolve_operator(svc, settings.home, local_admin_flag=local_admin, as_user=as_user,
+                               credentials_stdin=credentials_stdin)
+        svc.authorize(who, action, path=path)
+    finally:
+        svc.flush_failures()
+    return who
+
+
 def kill_command(
     session: Annotated[str | None, typer.Option("--session", help="Halt this session (its account).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Halt every session sharing the database.")] = False,
@@ -78,7 +93,6 @@ def kill_command(
     authenticated person whose role may pull it (--local-admin: the OS user owning LYRA_HOME,
     the quickest in an emergency; --as-user NAME with password + TOTP; or LYRA_API_KEY)."""
     from lyra.auth.permissions import Action, PermissionDenied
-    from lyra.auth.service import AuthService
 
     if actor is not None:
         _fail("--actor is not accepted: a typed name proves nothing. Say who you are with --local-admin "
@@ -89,13 +103,8 @@ def kill_command(
         settings, store, ks = _open()
         if target is not None:
             _require_session(store.engine, target)
-        svc = AuthService.from_settings(settings, engine=store.engine, need_signing_key=False)
-        try:
-            who = resolve_operator(svc, settings.home, local_admin_flag=local_admin, as_user=as_user,
-                                   credentials_stdin=credentials_stdin)
-            svc.authorize(who, Action.PULL_KILL_SWITCH, path="cli:kill")  # recorded if refused
-        finally:
-            svc.flush_failures()
+        who = _operator(settings, store.engine, Action.PULL_KILL_SWITCH, "cli:kill",
+                        local_admin=local_admin, as_user=as_user, credentials_stdin=credentials_stdin)
         req = ks.pull(session_id=target, flatten=flatten, actor=f"{who.subject} ({who.role.value})",
                       reason=reason)
     except (PermissionDenied, OperatorRefused) as exc:
@@ -123,7 +132,6 @@ def rearm_command(
     """Lift a halt (kill switch or breaker) as an authenticated person whose role may re-arm
     (--as-user NAME with password + TOTP, LYRA_API_KEY, or --local-admin)."""
     from lyra.auth.permissions import Action, PermissionDenied
-    from lyra.auth.service import AuthService
 
     if role is not None or actor is not None:
         _fail("--role/--actor are not accepted: say who you are with --as-user NAME (password + TOTP), "
@@ -132,13 +140,8 @@ def rearm_command(
     store: Any = None
     try:
         settings, store, ks = _open()
-        svc = AuthService.from_settings(settings, engine=store.engine, need_signing_key=False)
-        try:
-            who = resolve_operator(svc, settings.home, local_admin_flag=local_admin, as_user=as_user,
-                                   credentials_stdin=credentials_stdin)
-            svc.authorize(who, Action.REARM_KILL_SWITCH, path="cli:risk rearm")  # recorded if refused
-        finally:
-            svc.flush_failures()
+        who = _operator(settings, store.engine, Action.REARM_KILL_SWITCH, "cli:risk rearm",
+                        local_admin=local_admin, as_user=as_user, credentials_stdin=credentials_stdin)
         st = ks.rearm(session_id=target, actor=who.subject, role=who.role, reason=reason)
     except (PermissionDenied, OperatorRefused) as exc:
         _fail(str(exc), code=3)
