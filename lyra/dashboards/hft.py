@@ -29,7 +29,7 @@ from lyra.dashboards.base import (
     read_query,
 )
 from lyra.dashboards.book import SpreadDepthView
-from lyra.readside import ReadModel, execution_quality, fmt_num, fmt_pct, order_flow
+from lyra.readside import ReadModel, SessionInfo, execution_quality, fmt_num, fmt_pct, order_flow
 
 ROUTE = "hft"
 TITLE = "HFT / microstructure"
@@ -104,6 +104,20 @@ class HftView(LiveView):
         for s in (self._flow, self._lat, self._slip):
             s.data = {k: [] for k in s.data}
 
+    def _quality(self, info: SessionInfo, fills: pd.DataFrame, orders: pd.DataFrame, tf: int) -> pd.DataFrame:
+        """Latency and slippage per fill, each instrument against its own bars' arrival price."""
+        parts = []
+        for symbol, iid in zip(info.symbols, info.instrument_ids, strict=True):
+            mine = orders[orders["instrument_id"] == iid]
+            if mine.empty:
+                continue
+            bars = self.rm.bars(info.venue, symbol, info.timeframe, start=int(mine["created_ts"].min()) - tf,
+                                end=int(mine["created_ts"].max()) + 1)
+            parts.append(execution_quality(fills, mine, bars, tf))
+        if not parts:
+            return execution_quality(fills.iloc[:0], orders.iloc[:0], None, tf)
+        return pd.concat(parts, ignore_index=True).sort_values("time", kind="stable").reset_index(drop=True)
+
     def update(self, full: bool = True) -> None:
         info = self.info
         assert info is not None
@@ -112,15 +126,8 @@ class HftView(LiveView):
         fills = self.rm.fills(self.session_id)
         orders = self.rm.orders(self.session_id)
         tf = timeframe_to_ms(info.timeframe)
-        bars = self.rm.bars(
-            info.venue,
-            info.symbols[0],
-            info.timeframe,
-            start=int(orders["created_ts"].min()) - tf if len(orders) else None,
-            end=int(orders["created_ts"].max()) + 1 if len(orders) else None,
-        )
         self.flow = order_flow(fills, FREQS[self.freq])
-        self.quality = q = execution_quality(fills, orders, bars, tf)
+        self.quality = q = self._quality(info, fills, orders, tf)
         width = pd.Timedelta(FREQS[self.freq]).total_seconds() * 1000 * 0.8
         for r in self._figs[0].renderers:
             r.glyph.width = width
