@@ -74,6 +74,7 @@ class HftView(LiveView):
         f2.scatter("time", "imbalance", source=self._flow, size=5, color="#ffb74d")
         self._lat = empty_source("left", "right", "count")
         f3 = chart("Order-to-fill latency (ms)", datetime=False, height=220)
+        self._lat_note = pn.pane.Markdown("", name="latency-note", css_classes=["lyra-note"])
         f3.quad(left="left", right="right", top="count", bottom=0, source=self._lat, color="#4f8cc9")
         self._slip = empty_source("time", "slippage_bps")
         f4 = chart("Slippage vs arrival price (bps, + = paid more)", height=220)
@@ -86,7 +87,8 @@ class HftView(LiveView):
             pn.pane.Bokeh(f1, sizing_mode="stretch_width"),
             pn.pane.Bokeh(f2, sizing_mode="stretch_width"),
             pn.Row(
-                pn.pane.Bokeh(f3, sizing_mode="stretch_width"),
+                pn.Column(pn.pane.Bokeh(f3, sizing_mode="stretch_width"), self._lat_note,
+                          sizing_mode="stretch_width"),
                 pn.pane.Bokeh(f4, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
@@ -140,6 +142,12 @@ class HftView(LiveView):
             self._lat.data = {"left": edges[:-1], "right": edges[1:], "count": counts}
         else:
             self._lat.data = {"left": [], "right": [], "count": []}
+        modelled = int((info.config or {}).get("latency_ms", 0) or 0)
+        self._lat_note.object = (
+            "_No latency is modelled in this paper session (`latency_ms = 0`): an order is filled "
+            "at the bar it was sent on, so its order-to-fill time is 0 ms. Set `latency_ms` in the "
+            "session config to model the network; on bars, an order that arrives after the open "
+            "then fills at the next bar._" if info.mode == "paper" and modelled == 0 and lat.size else "")
         self._slip.data = (
             {"time": q["time"], "slippage_bps": q["slippage_bps"]}
             if len(q)
@@ -159,9 +167,8 @@ class HftView(LiveView):
         c["Orders"].object = kpi_html("Orders", f"{n:,}")
         c["Fill ratio"].object = kpi_html("Fill ratio", fmt_pct(self.figures["fill_ratio"]))
         c["Denied"].object = kpi_html("Denied by risk", f"{denied:,}")
-        c["Median latency"].object = kpi_html(
-            "Median latency", f"{fmt_num(self.figures['median_latency_ms'], 0)} ms"
-        )
+        median = fmt_duration_ms(self.figures["median_latency_ms"])
+        c["Median latency"].object = kpi_html("Median latency", median)
         c["Mean slippage"].object = kpi_html(
             "Mean slippage", f"{fmt_num(self.figures['mean_slippage_bps'])} bps"
         )
@@ -176,3 +183,14 @@ def create_app() -> pn.template.BootstrapTemplate:
         view.freq = query.get("freq")
     view.show_problems(query)
     return page(TITLE, view, route=ROUTE)
+
+
+def fmt_duration_ms(ms: float) -> str:
+    """``35 ms``, ``2.5 s``, ``4 min``, ``1 h``, ``1 d``: a bar-driven replay fills at the next
+    bar, so its order-to-fill time is a bar (an hour, a day), which reads badly in ms."""
+    if ms != ms:  # NaN: no fills
+        return "–"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
+        if abs(ms) >= size:
+            return f"{fmt_num(ms / size, 1).removesuffix('.0')} {unit}"
+    return f"{fmt_num(ms, 0)} ms"

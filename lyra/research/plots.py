@@ -1,7 +1,8 @@
 """HoloViews plots for backtests, sweeps and walk-forward runs.
 
 Each function returns a HoloViews object: it renders in JupyterLab after
-``hv.extension("bokeh")`` and can be saved with ``hv.save(obj, "file.html")``.
+``hv.extension("bokeh", inline=True)`` (inline: a notebook exported to HTML then renders
+offline) and can be saved with ``hv.save(obj, "file.html", resources="inline")``.
 HoloViews is imported on first use so that ``import lyra.research`` stays light.
 """
 

@@ -58,3 +58,15 @@ def test_each_fill_is_measured_against_its_own_instrument(multi: ReadModel) -> N
     # gap between two instruments' prices.
     assert q["slippage_bps"].abs().median() < 500
     assert view.message == ""
+
+
+def test_latency_without_a_latency_model_is_explained(multi: ReadModel) -> None:
+    from lyra.dashboards import hft
+
+    view = hft.HftView(multi, "multi", live=False)
+    # No latency modelled (the demo config): a market order fills at the bar it was sent on,
+    # stamped when sent (0 ms) -- and the page says why rather than showing a bare bar at 0.
+    assert view.figures["median_latency_ms"] == 0
+    assert ">0 ms<" in view._cards["Median latency"].object
+    assert "latency_ms = 0" in view._lat_note.object
+    assert [hft.fmt_duration_ms(v) for v in (float("nan"), 35, 2_500, 5_400_000)] == ["–", "35 ms", "2.5 s", "1.5 h"]
