@@ -44,6 +44,7 @@ _EXPORTS = {
     "HealthPanel": "health",
     "research_source": "sources",
     "ResearchSource": "sources",
+    "DashboardSource": "sources",
 }
 
 __all__ = sorted(_EXPORTS)
