@@ -1,11 +1,18 @@
 """Dashboard figures, measured in headless Chromium through `lyra serve` (proxy + Panel).
 
-    .venv/bin/python benchmarks/bench_dashboards.py [--reps 5] [--fills 15]
+    .venv/bin/python benchmarks/bench_dashboards.py [--reps 5] [--fills 15] [--window 20]
 
 Prints, on a LYRA_HOME with a paper session on the shipped Coinbase BTC/USD hourly data:
 
-* navigation → first meaningful paint per app (the first KPI tile holds a value), p50 / max;
-* a fill written by another process → shown on the trading page, p50 / p90 (1 s target);
+* database statements per second at the Panel server with 1 and with 10 open Trading pages
+  while this process appends fills to the session (2 a second): the pages share one live store,
+  so the two figures should be the same (±10%). Counted inside the server process:
+  ``LYRA_TEST_COUNT_SQL=<file>`` makes its ``read_model()`` count the engine's statements (SQLAlchemy
+  ``before_cursor_execute``; SQLite's ``BEGIN`` included, SELECTs also shown apart) into a file
+  this script reads;
+* navigation → first meaningful paint per app (the first KPI tile holds a value), p50 / max
+  (target p50 ≤ 1.5 s);
+* a fill written by another process → shown on the trading page, p50 / p95 (500 ms target);
 * the trading chart with 100,000 bars (synthetic 1-minute bars): server query + downsample
   time against the plain query (the reference), candles sent, first paint, and the browser's
   frame time after a wheel zoom;
@@ -15,9 +22,12 @@ Prints, on a LYRA_HOME with a paper session on the shipped Coinbase BTC/USD hour
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -73,6 +83,50 @@ def _p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+def read_count(path: Path) -> tuple[int, int, float]:
+    """(statements, selects, unix time) as the Panel server last wrote them."""
+    statements, selects, at = path.read_text().split()
+    return int(statements), int(selects), float(at)
+
+
+def statement_rate(path: Path, window: float, writer: FillWriter) -> tuple[float, float, float]:
+    """Statements/s, SELECTs/s at the server and fills/s written over ``window`` seconds (the
+    server's own timestamps bound the interval)."""
+    s0, q0, t0 = read_count(path)
+    f0 = writer.written
+    time.sleep(window)
+    s1, q1, t1 = read_count(path)
+    return (s1 - s0) / (t1 - t0), (q1 - q0) / (t1 - t0), (writer.written - f0) / (t1 - t0)
+
+
+class FillWriter:
+    """Appends a fill to the ``dash`` session every ``period`` seconds on a fixed schedule (a
+    running session), so both measurements see the same write rate."""
+
+    def __init__(self, engine, jsonl: Path, period: float) -> None:
+        self.engine, self.jsonl, self.period = engine, jsonl, period
+        self.stop = threading.Event()
+        self.written = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        rng = random.Random(3)
+        due = time.monotonic()
+        while not self.stop.is_set():
+            append_fill(self.engine, self.jsonl, "dash", price=f"{10_000 + rng.uniform(-50, 50):.2f}")
+            self.written += 1
+            due += self.period
+            self.stop.wait(max(0.0, due - time.monotonic()))
+
+    def __enter__(self) -> FillWriter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join(60)
+
+
 def add_big_session(settings, engine) -> None:
     """100,000 synthetic 1-minute bars for coinbase BTC/USD and a registered session on them."""
     rng = np.random.default_rng(1)
@@ -100,9 +154,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--fills", type=int, default=15)
-    ap.add_argument("--sessions", type=int, default=6)
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--pages", type=int, default=10, help="open Trading pages for the query rate")
+    ap.add_argument("--window", type=float, default=20.0, help="seconds per query-rate measurement")
     args = ap.parse_args()
+    expect.set_options(timeout=60_000)  # a failure limit on a busy machine, not a measurement
     tmp = Path(tempfile.mkdtemp(prefix="lyra-bench-dash-"))
+    counts = tmp / "sql-count"
+    os.environ["LYRA_TEST_COUNT_SQL"] = str(counts)  # the Panel child inherits it
     settings = dashboard_home(tmp / "home", REPO / "data" / "ohlcv" / "coinbase_BTC-USD_1h.csv.gz")
     _s, engine = open_engine(settings)
     add_big_session(settings, engine)
@@ -126,6 +185,38 @@ def main() -> None:
             name, seed = new_user(srv, "admin")
             sign_in(page, srv, name, seed, "/")
             kpi = page.locator(".lyra-kpi-value").first
+
+            # First, on the fresh server: no pages of other apps are left open to add load.
+            print(
+                f"== database statements/s at the Panel server, a fill appended every second "
+                f"({args.window:.0f} s windows)"
+            )
+            page.goto(f"{srv.url}/trading?session=dash")
+            expect(kpi).not_to_have_text("–")
+            rates = {}
+            with FillWriter(rm.engine, settings.audit_dir / "events.jsonl", 1.0) as writer:
+                time.sleep(3.0)  # settle: the first page's load is not the steady state
+                rates[1] = statement_rate(counts, args.window, writer)
+                more = []
+                for _ in range(args.pages - 1):
+                    pg = ctx.new_page()
+                    pg.goto(f"{srv.url}/trading?session=dash")
+                    expect(pg.locator(".lyra-kpi-value").first).not_to_have_text("–", timeout=60_000)
+                    more.append(pg)
+                time.sleep(3.0)
+                rates[args.pages] = statement_rate(counts, args.window, writer)
+                for pg in more:
+                    pg.close()
+            for n, (st, sel, fills) in rates.items():
+                print(
+                    f"  {n:2d} Trading page(s) open: {st:6.1f} statements/s ({sel:6.1f} SELECT/s) "
+                    f"while {fills:.2f} fills/s arrived"
+                )
+            ratio = rates[args.pages][0] / rates[1][0]
+            print(
+                f"  {args.pages} pages / 1 page = {ratio:.2f} (target 1.00 ± 0.10: "
+                f"{'met' if abs(ratio - 1) <= 0.10 else 'MISSED'}); {writer.written} fills written"
+            )
 
             print(
                 f"== server memory per open dashboard session (fresh server; {args.sessions} extra sessions each)"
@@ -170,7 +261,8 @@ def main() -> None:
                 med = statistics.median(times)
                 print(
                     f"  {app:15s} p50 {med:5.2f} s   max {max(times):5.2f} s   "
-                    f"({med / statistics.median(ref):.2f}x the audit log)"
+                    f"({med / statistics.median(ref):.2f}x the audit log; target p50 <= 1.5 s: "
+                    f"{'met' if med <= 1.5 else 'MISSED'})"
                 )
 
             print(
@@ -180,6 +272,7 @@ def main() -> None:
             count = page.locator(".lyra-fill-count .lyra-kpi-value")
             expect(kpi).not_to_have_text("–")
             lat = []
+            rng = random.Random(7)
             for _ in range(args.fills):
                 n = len(rm.fills("dash"))
                 expect(count).to_have_text(f"{n:,}")
@@ -187,13 +280,13 @@ def main() -> None:
                 t0 = time.perf_counter()
                 page.wait_for_function(FILLS_SHOWN, arg=f"{n + 1:,}", polling="raf", timeout=5_000)
                 lat.append(time.perf_counter() - t0)
-                time.sleep(0.07)  # de-phase from the 250 ms poll
-            # The product promise (≤ 1 s p50) is checked here, on a quiet machine, not in the
+                time.sleep(rng.uniform(0.05, 0.3))  # sample every phase of the 250 ms poll
+            # The product promise (≤ 500 ms p50) is checked here, on a quiet machine, not in the
             # browser test, which proves only that the update arrives by the live push.
             p50 = statistics.median(lat)
             print(
-                f"  p50 {p50 * 1000:6.0f} ms   p90 {_p(lat, 90) * 1000:6.0f} ms   "
-                f"max {max(lat) * 1000:6.0f} ms   target p50 <= 1000 ms: {'met' if p50 <= 1.0 else 'MISSED'}"
+                f"  p50 {p50 * 1000:6.0f} ms   p95 {_p(lat, 95) * 1000:6.0f} ms   "
+                f"max {max(lat) * 1000:6.0f} ms   target p50 <= 500 ms: {'met' if p50 <= 0.5 else 'MISSED'}"
             )
 
             print(f"== trading chart with {BIG:,} bars")

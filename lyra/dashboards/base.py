@@ -9,19 +9,25 @@ under the proxy's Content-Security-Policy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import re
 import urllib.parse
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from lyra.auth.panel_auth import current_principal, served_apps
 from lyra.core.errors import LyraError
+from lyra.dashboards.live_store import LiveStore, StatementCounter, is_live_source, live_store
+from lyra.dashboards.theme import TABLE_CSS, TABLE_THEME, dark_tables
 from lyra.readside import ReadModel, SessionInfo
 
 ACCENT = "#4f8cc9"
@@ -58,6 +64,7 @@ def page(title: str, main: Any, *, route: str) -> pn.template.BootstrapTemplate:
         sidebar=sidebar,
         sidebar_width=240,
     )
+    dark_tables(main)  # tables built without TABLE_OPTS (admin, audit log, health) are dark too
     template.main.append(main)  # type: ignore[union-attr]
     return template
 
@@ -71,16 +78,26 @@ NO_SESSION = ("**No session yet.** Start one with `lyra session start --config m
               "or run `make demo` (a paper session on the shipped data), then come back: this page "
               "updates by itself.")
 NUMBER = "0,0.00"
+#: Every dashboard table: read-only, paged in the browser, filterable, dark (the midnight theme
+#: from Panel's own bundle, no CDN, plus :data:`lyra.dashboards.theme.TABLE_CSS`).
 TABLE_OPTS: dict[str, Any] = {"disabled": True, "pagination": "local", "page_size": 15, "show_index": False,
-                              "sizing_mode": "stretch_width", "header_filters": True}
+                              "sizing_mode": "stretch_width", "header_filters": True,
+                              "theme": TABLE_THEME, "stylesheets": [TABLE_CSS]}
 
 
 @functools.cache
 def read_model() -> tuple[ReadModel, Path]:
-    """One engine (connection pool) and read model per server process, shared by sessions."""
+    """One engine (connection pool) and read model per server process, shared by sessions
+    (and by the process's :func:`~lyra.dashboards.live_store.live_store`).
+
+    With ``LYRA_TEST_COUNT_SQL=<file>`` in the environment, the engine's SQL statements are counted
+    into that file (``benchmarks/bench_dashboards.py`` reads the server's database load so)."""
     from lyra.bootstrap import open_engine
 
     settings, engine = open_engine()
+    count_to = os.environ.get("LYRA_TEST_COUNT_SQL")
+    if count_to:
+        StatementCounter(engine, Path(count_to))  # kept alive by the engine's event listener
     return ReadModel(engine, settings.market_dir), settings.audit_dir / "events.jsonl"
 
 
@@ -201,27 +218,59 @@ def md_literal(value: object) -> str:
     return re.sub(r"([\\`*_\[\]()<>!#|~&{}+])", r"\\\1", text)
 
 
+#: How a view's message starts when the database cannot be read (a poll or a query failed).
+DB_TROUBLE = "Could not read the database"
+
+
 class LiveView(pn.viewable.Viewer):
-    """Base of the live dashboards: a session picker, a message line, a periodic refresh.
+    """Base of the live dashboards: a session picker, a message line, live updates.
 
     Subclasses build their widgets in ``_build()`` (returning the body) and fill them in
-    ``update(full)``; ``full`` is False when only a poll found new log entries of kinds the
-    view listens to (``LISTEN``). ``live=False`` (tests, notebooks) skips the timer; call
-    :meth:`tick` to poll by hand.
+    ``update(full)``; ``full`` is False when only new log entries of kinds the view listens
+    to (``LISTEN``) arrived.
+
+    Where the data comes from: ``rm``/``source`` (any object with ReadModel's read methods;
+    neither: the default home's :func:`read_model`). Live views over a database share the
+    process's :class:`~lyra.dashboards.live_store.LiveStore` (or ``store``): its one poller
+    follows the log for every open page and its cache answers the same question once, so the
+    page's own timer (``refresh_ms``) only reads memory. ``live=False`` (tests, notebooks)
+    reads the source directly and never polls by itself: call :meth:`tick`. A static source
+    (a research result: ``live = False``) never starts a poller.
+
+    In a notebook: ``TradingView(session="demo")``.
     """
 
     session_id = param.String(default="", doc="The session shown.")
-    refresh_ms = param.Integer(default=1000, bounds=(250, 60_000), doc="Poll period of the log head.")
+    refresh_ms = param.Integer(default=1000, bounds=(250, 60_000),
+                               doc="How often the page checks the shared store (memory only).")
     message = param.String(default="", doc="Empty state / error shown above the body.")
     head_seq = param.Integer(default=0, doc="Last event-log entry seen.")
 
     LISTEN: tuple[str, ...] = ("order.", "session.", "risk.")
 
-    def __init__(self, rm: ReadModel, session_id: str | None = None, *, live: bool = True,
+    def __init__(self, rm: Any = None, session_id: str | None = None, *, session: str | None = None,
+                 source: Any = None, live: bool = True, store: LiveStore | None = None,
                  **params: Any) -> None:
         super().__init__(**params)
-        self.rm = rm
+        if session is not None and session_id is not None and session != session_id:
+            raise ValueError("give the session as `session` or `session_id`, not two different ones")
+        if rm is not None and source is not None and rm is not source:
+            raise ValueError("give the data as `rm` or `source`, not both")
+        wanted = session_id if session_id is not None else session
+        picked = source if source is not None else rm
+        if picked is None:
+            picked = store.source if store is not None else read_model()[0]
+        #: where the data comes from (a ReadModel, a research source, ...)
+        self.source: Any = picked
+        self.live = live and is_live_source(picked)
+        #: the shared store this view follows (None: manual ``tick()`` or a static source)
+        self.store: LiveStore | None = (store or live_store(picked)) if self.live else None
+        #: what the view reads through: the store's cache when live, else the source itself
+        self.rm: Any = self.store.reader if self.store is not None else picked
         self.info: SessionInfo | None = None
+        self._callback: Any = None
+        if self.store is not None:
+            self.store.subscribe(self)
         self._picker = pn.widgets.Select(label="Session", options=[], width=220)
         # html=False: markdown-it shows any HTML in a message as text (defence in depth).
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, name="message",
@@ -231,14 +280,61 @@ class LiveView(pn.viewable.Viewer):
         self._session_line = pn.pane.Markdown("", name="session-line", css_classes=["lyra-session"])
         self._layout = pn.Column(pn.Row(self._picker, self._session_line),
                                  self._note, self._body, sizing_mode="stretch_width")
-        self._set_sessions(session_id)
+        self._set_sessions(wanted)
         self._picker.param.watch(self._picked, "value")
-        self._callback = None
         # The first load is a few small indexed queries (tens of ms): doing it here puts data in
         # the first paint instead of costing another browser round-trip after ``onload``.
         self._first_load()
-        if live:
+        if self.store is not None:
+            # Under the page's document lock, on the server's loop: reads the store's memory,
+            # queries (through the cache) only when kinds this view shows arrived.
             self._callback = pn.state.add_periodic_callback(self.tick, period=self.refresh_ms)
+            self._follow_served_page()
+
+    def _follow_served_page(self) -> None:
+        """Under ``lyra serve``: the store wakes this page when the log moved (no wait for the
+        timer), and the view leaves the store when the browser session ends."""
+        doc = pn.state.curdoc
+        store = self.store
+        if doc is None or doc.session_context is None or store is None:
+            return
+        # Weak references only: the store holds the wake, and must not keep the page alive.
+        me, page_doc = weakref.ref(self), weakref.ref(doc)
+        self._woken = False
+
+        def ticked() -> None:  # on the page's loop, under its document lock
+            view, d = me(), page_doc()
+            if view is None or d is None:
+                return
+            view._woken = False
+            with set_curdoc(d):
+                view.tick()
+
+        def wake() -> None:  # on the store's poller thread: only schedules, touches no model
+            view, d = me(), page_doc()
+            if view is None or d is None or view._woken:
+                return
+            view._woken = True
+            d.add_next_tick_callback(ticked)  # the one Document method safe from another thread
+
+        def session_ended(session_context: Any) -> None:
+            view = me()
+            if view is not None:
+                store.unsubscribe(view)
+
+        store.subscribe(self, wake)
+        doc.on_session_destroyed(session_ended)
+
+    def close(self) -> None:
+        """Stop following the log: the page's timer stops and the view leaves the store (whose
+        poller stops with its last view). For notebooks; a served page does this when its
+        browser session ends."""
+        if self._callback is not None:
+            with contextlib.suppress(Exception):  # the document is already gone: nothing to stop
+                self._callback.stop()
+            self._callback = None
+        if self.store is not None:
+            self.store.unsubscribe(self)
 
     # -------------------------------------------------------------- subclass hooks
     def _build(self) -> pn.viewable.Viewable:  # pragma: no cover - abstract
@@ -311,22 +407,31 @@ class LiveView(pn.viewable.Viewer):
             self._session_line.object = (f"**{info.strategy}** on {info.venue} "
                                          f"{', '.join(info.symbols)} {info.timeframe} · {info.mode} · "
                                          f"{state}") if info else ""
-            if self.message.startswith(NO_SESSION[:10]):
+            if self.message.startswith((NO_SESSION[:10], DB_TROUBLE)):
                 self.warn("")
             self.update(full)
         except (LyraError, ValueError, KeyError) as exc:
             self.warn(f"Could not show this: {md_literal(exc)}", "danger")
         except Exception as exc:  # the database went away, a file is missing...: keep the page alive
             logging.getLogger(__name__).exception("dashboard update failed")
-            self.warn(f"Could not read the database ({type(exc).__name__}); retrying.", "danger")
+            self.warn(f"{DB_TROUBLE} ({type(exc).__name__}); retrying.", "danger")
 
     def tick(self) -> None:
-        """Poll the log head; re-query when entries of the kinds this view shows arrived."""
+        """Look at the log head (live: the store's memory; otherwise the source: one query);
+        re-query when entries of the kinds this view shows arrived."""
         try:
-            ch = self.rm.changes_since(self.head_seq)
+            if self.store is not None:
+                failed = self.store.error
+                if failed is not None:
+                    raise failed
+                ch = self.store.changes_since(self.head_seq)
+            else:
+                ch = self.rm.changes_since(self.head_seq)
         except Exception as exc:
-            self.warn(f"Could not read the database ({type(exc).__name__}); retrying.", "danger")
+            self.warn(f"{DB_TROUBLE} ({type(exc).__name__}); retrying.", "danger")
             return
+        if self.message.startswith(DB_TROUBLE):
+            self.warn("")  # the database answers again
         if not ch.any:
             if self.session_id and self.info is not None and self.rm.session(self.session_id) is None:
                 self._safe_update(True)

@@ -4,11 +4,13 @@ and spread / depth over time. They read ``book_snapshots`` through the read mode
 (``lyra init`` records the shipped Kraken BTC/CHF one) and live book feeds
 (``lyra.feeds.book_tap.BookTap``) fill.
 
-A view shows the instrument it is asked for (the session's); when that one has no recorded
-book it falls back to the most recently updated instrument that has one and says so; with no
-book data at all it shows the empty-state message. The owning app calls :meth:`show` on a full
-update and :meth:`refresh` on every poll: one indexed query, and a redraw only when a newer
-snapshot arrived. In a notebook: ``OrderBookView(ReadModel(engine))``.
+A view shows the instrument it is asked for (the one on the page). When that one has no
+recorded book it never passes another instrument's book off as this one: it shows the most
+recently updated recorded book as a *sample*, labelled with its venue, symbol and year ("Sample
+book: kraken BTC/CHF (recorded 2021) — not this instrument"), the ladder titled likewise; with
+no book data at all it says no level-2 data is recorded for the instrument. The owning app
+calls :meth:`show_instrument` on a full update and :meth:`refresh` on every poll: one indexed
+query, and a redraw only when a newer snapshot arrived. In a notebook: ``OrderBookView(ReadModel(engine))``.
 """
 
 from __future__ import annotations
@@ -26,29 +28,44 @@ import panel as pn
 import param
 from holoviews.streams import Pipe
 
+from lyra.dashboards.base import md_literal
 from lyra.readside import ReadModel, fmt_num
 from lyra.readside.book import BookView
 
 log = logging.getLogger(__name__)
 
 BID, ASK = "#26a69a", "#ef5350"
-NO_BOOK = ("**Order book**: no level-2 feed for this instrument. Paper sessions replaying bars have "
-           "no book; a live or recorded L2 feed shows its ladder here.")
-NO_SPREAD = ("**Spread and depth**: no level-2 feed for this session's instrument (bar replay); "
+#: Empty states (``{instrument}``: the one asked for): no instrument has recorded book data.
+NO_BOOK = ("**Order book**: no level-2 data is recorded for **{instrument}**. Paper sessions replaying "
+           "bars have no book; a live or recorded L2 feed shows its ladder here.")
+NO_SPREAD = ("**Spread and depth**: no level-2 data is recorded for **{instrument}** (bar replay); "
              "they appear here with a live or recorded book feed.")
 _DARK = {"bgcolor": "#1b1f24"}
 
 
 def pick_book_instrument(rm: ReadModel, wanted: str | None) -> tuple[str | None, str]:
     """The instrument to show and a note: ``wanted`` when it has a recorded book, else the most
-    recently updated one that has (the note says so), else (None, '')."""
+    recently updated one that has, as a labelled sample (the note says so), else (None, '')."""
     found = rm.book_instruments()
     if wanted and wanted in found:
         return wanted, ""
     if not found:
         return None, ""
-    what = f"No level-2 data for **{wanted}**" if wanted else "No session instrument"
-    return found[0], f"{what}; showing the recorded book of **{found[0]}** instead."
+    book = rm.book(found[0])
+    return found[0], sample_note(wanted, found[0], book.time.year if book is not None else None)
+
+
+def sample_label(instrument_id: str, year: int | None) -> str:
+    """``Sample book: kraken BTC/CHF (recorded 2021) — not this instrument``."""
+    venue, _, symbol = instrument_id.partition(":")
+    when = f" (recorded {year})" if year else ""
+    return f"Sample book: {venue} {symbol or venue}{when} — not this instrument"
+
+
+def sample_note(wanted: str | None, shown: str, year: int | None) -> str:
+    """The note above a sample book: the instrument asked for has no level-2 data."""
+    what = f"No level-2 data for **{md_literal(wanted)}** is recorded" if wanted else "No instrument picked"
+    return f"{what}. **{md_literal(sample_label(shown, year))}**."
 
 
 def depth_steps(levels: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +129,7 @@ class _BookBase(pn.viewable.Viewer):
             self.instrument_id = iid or ""
             self.shown_ts = 0
             if iid is None:
-                self._say(self.EMPTY)
+                self._say(self.EMPTY.format(instrument=md_literal(wanted or "this instrument")))
                 self._empty()
                 return
             self._say(note)
@@ -195,7 +212,8 @@ class OrderBookView(_BookBase):
         self.shown_ts = book.ts
         self.ladder_frame = book.ladder(self.levels)
         self.depth_frame = curve = book.depth_curve(self.levels)
-        self._ladder.object = ladder_html(book, self.ladder_frame)
+        sample = bool(self.wanted) and self.wanted != book.instrument_id
+        self._ladder.object = ladder_html(book, self.ladder_frame, sample=sample)
         self._pipe.send({"bids": depth_steps(curve[curve["side"] == "bid"]),
                          "asks": depth_steps(curve[curve["side"] == "ask"])})
         self._ladder.visible = self._depth.visible = True
@@ -204,9 +222,10 @@ class OrderBookView(_BookBase):
         return self._layout
 
 
-def ladder_html(book: BookView, ladder: pd.DataFrame) -> str:
+def ladder_html(book: BookView, ladder: pd.DataFrame, *, sample: bool = False) -> str:
     """The ladder as an HTML table: asks (red) above bids (green), price, size with a bar
-    proportional to the largest size shown, and the cumulative size from the inside out."""
+    proportional to the largest size shown, and the cumulative size from the inside out.
+    ``sample``: another instrument's book, titled as a sample (amber, dashed frame)."""
     pd_, sd = book.price_decimals, min(book.size_decimals, 8)
     biggest = float(ladder["size"].max()) if len(ladder) else 0.0
     rows = [_level_row(r.side, r.price, r.size, r.cum_size, biggest, pd_, sd)
@@ -214,12 +233,15 @@ def ladder_html(book: BookView, ladder: pd.DataFrame) -> str:
     rows.append(_spread_row(book))
     rows += [_level_row(r.side, r.price, r.size, r.cum_size, biggest, pd_, sd)
              for r in ladder[ladder["side"] == "bid"].itertuples(index=False)]
-    title = (f'<div class="lyra-book-title" style="color:#9aa4af;font-size:12px;margin-bottom:4px">'
-             f'Order book · <b>{html.escape(book.instrument_id)}</b> · '
+    kind = "Sample book (not this instrument)" if sample else "Order book"
+    colour = "#ffb74d" if sample else "#9aa4af"
+    title = (f'<div class="lyra-book-title{" lyra-sample-book" if sample else ""}" style="color:{colour};'
+             f'font-size:12px;margin-bottom:4px">{kind} · <b>{html.escape(book.instrument_id)}</b> · '
              f'{book.time.strftime("%Y-%m-%d %H:%M:%S")} UTC</div>')
     head = ('<tr style="color:#9aa4af"><th style="text-align:right">Price</th>'
             '<th style="text-align:right">Size</th><th style="text-align:right">Total</th></tr>')
-    return (f'{title}<table class="lyra-ladder-table" style="width:100%;border-collapse:collapse;'
+    frame = "border:1px dashed #ffb74d;opacity:0.75;" if sample else ""
+    return (f'{title}<table class="lyra-ladder-table" style="width:100%;border-collapse:collapse;{frame}'
             f'font-family:monospace;font-size:12px;text-align:right">{head}{"".join(rows)}</table>')
 
 

@@ -25,7 +25,7 @@ from lyra.dashboards.base import (
     read_model,
     read_query,
 )
-from lyra.readside import Kpis, ReadModel, fmt_money, fmt_num, fmt_pct, kpis
+from lyra.readside import Kpis, fmt_money, fmt_num, fmt_pct, kpis
 
 ROUTE = "executive"
 TITLE = "Executive"
@@ -73,7 +73,7 @@ class ExecutiveView(LiveView):
 
     LISTEN = ("order.fill", "session.")
 
-    def __init__(self, rm: ReadModel, session_id: str | None = None, **params: Any) -> None:
+    def __init__(self, rm: Any = None, session_id: str | None = None, **params: Any) -> None:
         self.kpis: Kpis | None = None
         self.table = pd.DataFrame()
         super().__init__(rm, session_id, **params)

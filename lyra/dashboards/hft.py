@@ -29,7 +29,7 @@ from lyra.dashboards.base import (
     read_query,
 )
 from lyra.dashboards.book import SpreadDepthView
-from lyra.readside import ReadModel, SessionInfo, execution_quality, fmt_num, fmt_pct, order_flow
+from lyra.readside import SessionInfo, execution_quality, fmt_num, fmt_pct, order_flow
 
 ROUTE = "hft"
 TITLE = "HFT / microstructure"
@@ -44,7 +44,7 @@ class HftView(LiveView):
     freq = param.Selector(default="1D", objects=list(FREQS), doc="Order-flow bucket.")
     LISTEN = ("order.",)
 
-    def __init__(self, rm: ReadModel, session_id: str | None = None, **params: Any) -> None:
+    def __init__(self, rm: Any = None, session_id: str | None = None, **params: Any) -> None:
         self.flow = pd.DataFrame()
         self.quality = pd.DataFrame()
         self.figures: dict[str, float] = {}

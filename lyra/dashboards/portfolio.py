@@ -136,7 +136,7 @@ class PortfolioView(LiveView):
 
     LISTEN = ("order.fill", "session.")
 
-    def __init__(self, rm: ReadModel, session_id: str | None = None, **params: Any) -> None:
+    def __init__(self, rm: Any = None, session_id: str | None = None, **params: Any) -> None:
         self.by_asset = self.by_strategy = self.balances = self.attribution = pd.DataFrame()
         super().__init__(rm, session_id, **params)
 

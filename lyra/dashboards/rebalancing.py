@@ -33,7 +33,7 @@ from lyra.dashboards.base import (
     read_model,
     read_query,
 )
-from lyra.readside import ManualDesk, ReadModel, fmt_money, rebalance_proposal
+from lyra.readside import ManualDesk, fmt_money, rebalance_proposal
 
 ROUTE = "rebalancing"
 TITLE = "Rebalancing"
@@ -77,7 +77,7 @@ class RebalancingView(LiveView):
 
     def __init__(
         self,
-        rm: ReadModel,
+        rm: Any = None,
         session_id: str | None = None,
         *,
         principal: Principal | None = None,

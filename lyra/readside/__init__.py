@@ -29,6 +29,7 @@ No SQL lives in the apps: they call :class:`ReadModel` and the pure functions of
 
 from lyra.readside.actions import MANUAL_SESSION, ManualDesk, pull_kill_switch
 from lyra.readside.analytics import (
+    CHART_TIMEFRAMES,
     Kpis,
     downsample_ohlc,
     drawdown,
@@ -41,9 +42,11 @@ from lyra.readside.analytics import (
     order_flow,
     periods_per_year,
     rebalance_proposal,
+    resample_ohlc,
     returns,
     rolling_volatility,
     sharpe,
+    timeframe_choices,
     trade_pnls,
     var_es,
     weights,
@@ -51,6 +54,7 @@ from lyra.readside.analytics import (
 from lyra.readside.model import OPEN_STATUSES, Changes, ReadModel, RiskState, SessionInfo
 
 __all__ = [
+    "CHART_TIMEFRAMES",
     "MANUAL_SESSION",
     "OPEN_STATUSES",
     "Changes",
@@ -71,9 +75,11 @@ __all__ = [
     "periods_per_year",
     "pull_kill_switch",
     "rebalance_proposal",
+    "resample_ohlc",
     "returns",
     "rolling_volatility",
     "sharpe",
+    "timeframe_choices",
     "trade_pnls",
     "var_es",
     "weights",

@@ -17,6 +17,7 @@ import pandas as pd
 
 import lyra.analytics as an
 from lyra.core.errors import ValidationError
+from lyra.core.timeutil import timeframe_to_ms
 from lyra.risk.var import empirical_var_es
 
 #: A year of the default conventions (365 days: crypto trades every day), in ms.
@@ -357,3 +358,39 @@ def fmt_num(v: float | None, digits: int = 2) -> str:
     if v is None or not np.isfinite(v):
         return "–"
     return f"{v:,.{digits}f}".replace("-", "−")
+
+
+# ------------------------------------------------------------------ candles in coarser timeframes
+#: The timeframes a chart offers (each a whole number of the finer ones it is made from).
+CHART_TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
+_DAY_MS = 86_400_000
+_MONDAY_MS = 4 * _DAY_MS  # 1970-01-05, the first Monday after the epoch: weeks start on Mondays
+
+
+def timeframe_choices(base: str) -> list[str]:
+    """``base`` and the coarser timeframes of :data:`CHART_TIMEFRAMES` that a whole number of
+    ``base`` bars make (1h -> 1h, 4h, 1d, 1w)."""
+    b = timeframe_to_ms(base)
+    return [base] + [t for t in CHART_TIMEFRAMES if (ms := timeframe_to_ms(t)) > b and ms % b == 0]
+
+
+def resample_ohlc(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Bars (``ts`` = open time, ms UTC) merged into ``timeframe`` candles aligned on UTC:
+    days at midnight, weeks on Monday 00:00, shorter ones on the epoch. First open, highest
+    high, lowest low, last close, summed volume; ``ts``/``time`` = the candle's open time (the
+    last candle of a running session is partial)."""
+    step = timeframe_to_ms(timeframe)
+    cols = ("ts", "open", "high", "low", "close", "volume")
+    if bars.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols}).assign(
+            time=pd.Series(dtype="datetime64[ns]"))
+    origin = _MONDAY_MS if step % (7 * _DAY_MS) == 0 else 0
+    ts = bars["ts"].to_numpy(dtype="int64")
+    key = (ts - origin) // step * step + origin
+    g = bars.groupby(key, sort=True)
+    out = pd.DataFrame({"ts": g["ts"].first().index.to_numpy(dtype="int64"),
+                        "open": g["open"].first().to_numpy(), "high": g["high"].max().to_numpy(),
+                        "low": g["low"].min().to_numpy(), "close": g["close"].last().to_numpy(),
+                        "volume": g["volume"].sum().to_numpy()})
+    out["time"] = pd.to_datetime(out["ts"], unit="ms")
+    return out

@@ -51,9 +51,13 @@ def test_trading_ladder_shows_exactly_the_read_models_levels(booked):
 
     v = trading.TradingView(booked, "ghost", live=False)
     bv = v._book
-    # the session's instrument has no book: the recorded Kraken one, with a note saying so
+    # the session's instrument has no book: the recorded Kraken one, labelled as a sample of
+    # another instrument in the note and in the ladder's title (never passed off as BTC/USD)
     assert bv.instrument_id == IID and bv._note.visible
-    assert "No level-2 data for **coinbase:BTC/USD**" in bv.note and IID in bv.note
+    assert bv.note.startswith("No level-2 data for **coinbase:BTC/USD** is recorded.")
+    assert "Sample book: kraken BTC/CHF \\(recorded 2021\\) — not this instrument" in bv.note
+    assert 'class="lyra-book-title lyra-sample-book"' in bv._ladder.object
+    assert "Sample book (not this instrument) · <b>kraken:BTC/CHF</b>" in bv._ladder.object
     book = booked.book(IID)
     assert book is not None and bv.book == book and bv.shown_ts == book.ts
     n = bv.levels
@@ -127,8 +131,10 @@ def test_empty_state_live_refresh_and_the_sessions_own_book(ghost):
 
     t = trading.TradingView(ghost, "ghost", live=False)
     h = hft.HftView(ghost, "ghost", live=False)
-    assert t._book.note == _book_views.NO_BOOK and not t._book._ladder.visible
-    assert h._book.note == _book_views.NO_SPREAD and not h._book._spread.visible
+    assert t._book.note == _book_views.NO_BOOK.format(instrument="coinbase:BTC/USD")
+    assert "no level-2 data is recorded for **coinbase:BTC/USD**" in t._book.note and not t._book._ladder.visible
+    assert h._book.note == _book_views.NO_SPREAD.format(instrument="coinbase:BTC/USD")
+    assert not h._book._spread.visible
     snaps = list(replay_l2_capture(CAPTURE, IID, checksum_decimals=(5, 8), levels=25))
     with BookTap(snaps[:50], ghost.engine, every_ms=0) as tap:  # a live feed's first snapshots
         list(tap)
@@ -154,3 +160,5 @@ def test_empty_state_live_refresh_and_the_sessions_own_book(ghost):
     h.tick()
     assert t._book.instrument_id == h._book.instrument_id == "coinbase:BTC/USD"
     assert t._book.note == h._book.note == "" and not t._book._note.visible
+    assert "lyra-sample-book" not in t._book._ladder.object and "Order book · <b>coinbase:BTC/USD" in (
+        t._book._ladder.object)

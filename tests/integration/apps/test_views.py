@@ -60,19 +60,35 @@ def test_trading_shows_the_fills_bars_and_positions(dash):
     assert v.fill_frame["fill_id"].tolist() == fills["fill_id"].tolist()
     assert f">{len(fills):,}<" in v._kpis["Fills"].object
     assert len(v._fills.value) == min(len(fills), trading.FILL_ROWS)
+    # Human column names; times as UTC text; the newest fill first, at the config's precision
+    # (0.01 USD tick, 1e-8 BTC lot: 0.1 BTC is "0.1", never "0.10000000" or "0.00").
+    table = v._fills.value
+    assert list(table.columns) == ["Time (UTC)", "Order id", "Instrument", "Side", "Quantity", "Price", "Fee",
+                                   "Liquidity", "Notional"]
+    newest = fills.iloc[-1]
+    row = table.iloc[0]
+    assert row["Time (UTC)"] == newest["time"].strftime("%Y-%m-%d %H:%M:%S")
+    assert (row["Order id"], row["Instrument"], row["Quantity"]) == (newest["client_order_id"], "BTC/USD", "0.1")
+    assert row["Price"] == f"{newest['price']:,.2f}"
+    # The whole session on the chart: from its first bar to the last one it saw (data_ts is
+    # that bar's close time), downsampled to at most MAX_CANDLES.
     info = rm.session("dash")
-    raw = rm.bars("coinbase", "BTC/USD", "1h", end=info.data_ts + 1).iloc[-v.bars :]
+    raw = rm.bars("coinbase", "BTC/USD", "1h", end=info.data_ts - 3_600_000 + 1)
+    assert v.candles["ts"].tolist() == raw["ts"].tolist()
     assert (
         len(v._candles.data["time"]) == len(downsample_ohlc(raw, trading.MAX_CANDLES)) <= trading.MAX_CANDLES
     )
+    assert v.mark == raw["close"].iloc[-1] == rm.last_marks("dash")["coinbase:BTC/USD"]
     pos = rm.positions("dash")
-    assert v._positions.value["quantity"].tolist() == pos["quantity"].tolist()
+    assert v._positions.value["Quantity"].tolist() == [f"{q:,.8f}".rstrip("0").rstrip(".") for q in pos["quantity"]]
     assert v.__panel__() is not None
     # an analyst sees no ticket; a value out of range is refused and the view keeps its value
     assert not hasattr(v, "_t_qty")
     with pytest.raises(ValueError, match="bars"):
         v.bars = 10
-    assert v.bars == 5000
+    assert v.bars is None
+    v.bars = 500  # only the latest 500 candles
+    assert v.candles["ts"].tolist() == raw["ts"].iloc[-500:].tolist()
 
 
 def _until(pred, timeout: float = 10.0):
