@@ -120,7 +120,7 @@ def _settings() -> Settings:
 def backtest(strategy: Strategy[Any], data: pd.DataFrame | Mapping[str, pd.DataFrame] | str, *,
              cost: CostModel | Mapping[str, Any] | None = None, init_cash: float = 10_000.0,
              fill: FillAt = "next_open", freq: str | pd.Timedelta | None = None,
-             stops: Any = None) -> BacktestResult:
+             stops: Any = None, size: float | None = None) -> BacktestResult:
     """Backtest ``strategy``'s vectorized form on vectorbt; return the result with its metrics.
 
     The same call as :func:`lyra.research.backtest`, with two conveniences: ``data`` may be
@@ -154,7 +154,7 @@ def backtest(strategy: Strategy[Any], data: pd.DataFrame | Mapping[str, pd.DataF
             raise ValidationError("cost", fields, str(exc),
                                   "use maker_fee, taker_fee and slippage_bps") from None
     return research_backtest(strategy, frame, cost=cost, init_cash=init_cash, fill=fill, freq=freq,
-                             stops=stops)
+                             stops=stops, size=size)
 
 
 # --------------------------------------------------------------------------------- sessions

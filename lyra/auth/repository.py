@@ -37,6 +37,7 @@ from lyra.auth.permissions import Role, parse_action
 from lyra.auth.policy import LoginAttempts
 from lyra.auth.tokens import RefreshRecord
 from lyra.core.errors import ConfigError, IntegrityError, LyraError, ValidationError
+from lyra.store.engine import writer
 from lyra.store.tables_auth import (
     auth_api_keys,
     auth_login_attempts,
@@ -162,7 +163,9 @@ class DbUserStore:
     """Accounts and per-username login attempts in the database."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        # Reads then writes in one transaction: take SQLite's write lock at BEGIN, or a
+        # session writing beside it makes the upgrade fail with "database is locked".
+        self.engine = writer(engine)
 
     def add(self, record: UserRecord) -> None:
         """Insert a new account; ValidationError when the username is taken."""
@@ -329,7 +332,9 @@ class DbRefreshTokenStore:
     """A :class:`~lyra.auth.tokens.RefreshTokenStore` (plus session rows) in the database."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        # Reads then writes in one transaction: take SQLite's write lock at BEGIN, or a
+        # session writing beside it makes the upgrade fail with "database is locked".
+        self.engine = writer(engine)
 
     def add(self, record: RefreshRecord) -> None:
         t, s = auth_refresh_tokens, auth_sessions
@@ -493,7 +498,9 @@ class DbApiKeyRepository:
     """
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        # Reads then writes in one transaction: take SQLite's write lock at BEGIN, or a
+        # session writing beside it makes the upgrade fail with "database is locked".
+        self.engine = writer(engine)
 
     def add(self, record: ApiKeyRecord) -> None:
         try:

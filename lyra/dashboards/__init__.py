@@ -45,6 +45,8 @@ _EXPORTS = {
     "research_source": "sources",
     "ResearchSource": "sources",
     "DashboardSource": "sources",
+    "CombinedSource": "combined",
+    "research_results": "combined",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -86,9 +86,11 @@ TABLE_OPTS: dict[str, Any] = {"disabled": True, "pagination": "local", "page_siz
 
 
 @functools.cache
-def read_model() -> tuple[ReadModel, Path]:
+def read_model() -> tuple[Any, Path]:
     """One engine (connection pool) and read model per server process, shared by sessions
-    (and by the process's :func:`~lyra.dashboards.live_store.live_store`).
+    (and by the process's :func:`~lyra.dashboards.live_store.live_store`): the database's
+    sessions plus the research backtests saved under ``$LYRA_HOME/research/`` (read once per
+    process; see :mod:`lyra.dashboards.combined`).
 
     With ``LYRA_TEST_COUNT_SQL=<file>`` in the environment, the engine's SQL statements are counted
     into that file (``benchmarks/bench_dashboards.py`` reads the server's database load so)."""
@@ -98,7 +100,10 @@ def read_model() -> tuple[ReadModel, Path]:
     count_to = os.environ.get("LYRA_TEST_COUNT_SQL")
     if count_to:
         StatementCounter(engine, Path(count_to))  # kept alive by the engine's event listener
-    return ReadModel(engine, settings.market_dir), settings.audit_dir / "events.jsonl"
+    from lyra.dashboards.combined import CombinedSource, research_results
+
+    source = CombinedSource(ReadModel(engine, settings.market_dir), research_results(settings.home))
+    return source, settings.audit_dir / "events.jsonl"
 
 
 # --------------------------------------------------------------------------- query parameters

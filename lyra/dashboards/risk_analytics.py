@@ -1,6 +1,8 @@
 """Risk analytics: correlation heatmap (every session's equity returns and every marked
 instrument's returns, daily), rolling volatility, the drawdown (underwater) chart and the
-return distribution with the VaR lines.
+return distribution with the VaR lines. VaR/ES here are historical quantiles of the session's
+equity returns from one equity snapshot to the next (the live risk page shows the 1-day VaR
+of the current positions).
 
 Query parameters: ``?session=<id>``, ``?window=20`` (rolling window in snapshots, 2..500).
 """
@@ -57,7 +59,7 @@ class RiskAnalyticsView(LiveView):
     window = param.Integer(default=20, bounds=(2, 500), doc="Rolling-volatility window (snapshots).")
     LISTEN = ("session.equity", "session.")
 
-    def __init__(self, rm: ReadModel, session_id: str | None = None, **params: Any) -> None:
+    def __init__(self, rm: Any = None, session_id: str | None = None, **params: Any) -> None:
         self.corr = pd.DataFrame()
         self.figures: dict[str, float] = {}
         super().__init__(rm, session_id, **params)
@@ -152,9 +154,11 @@ class RiskAnalyticsView(LiveView):
         self._spans[0.95].location = -v95 if np.isfinite(v95) else 0
         self._spans[0.99].location = -v99 if np.isfinite(v99) else 0
         c = self._cards
-        c["VaR 95%"].object = kpi_html("VaR 95% (1 snapshot)", fmt_pct(v95))
-        c["VaR 99%"].object = kpi_html("VaR 99%", fmt_pct(v99))
-        c["ES 95%"].object = kpi_html("ES 95%", fmt_pct(e95))
+        # Historical figures of the strategy's own equity returns between snapshots (not of
+        # the positions: the risk page has that 1-day figure); the label says which.
+        c["VaR 95%"].object = kpi_html("VaR 95% · equity, per snapshot", fmt_pct(v95))
+        c["VaR 99%"].object = kpi_html("VaR 99% · equity, per snapshot", fmt_pct(v99))
+        c["ES 95%"].object = kpi_html("ES 95% · equity, per snapshot", fmt_pct(e95))
         c["Max drawdown"].object = kpi_html("Max drawdown", fmt_pct(self.figures["max_dd"]))
         c["Volatility (ann.)"].object = kpi_html("Volatility (ann.)", fmt_pct(self.figures["vol"]))
         self.corr = corr = daily_returns(self.rm).corr()

@@ -18,12 +18,18 @@ A backtest is finished and static: ``head_seq()`` is 0 and ``changes_since()`` n
 change, so a view over it never re-queries. What a backtest does not have (open orders, risk
 decisions, order books, a trading state) comes back empty with the columns the views expect,
 so the views show their empty states.
+
+A research source is saved with :meth:`ResearchSource.save` (Parquet and JSON, atomically) and
+read back with :meth:`ResearchSource.load`; ``lyra serve`` shows the results saved under
+``$LYRA_HOME/research/`` beside the database's sessions (:mod:`lyra.dashboards.combined`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -112,6 +118,73 @@ def _decimal(x: float) -> Decimal:
     return Decimal(repr(float(x)))  # the float's shortest repr, as the ledger would have stored it
 
 
+def fills_frame(session_id: str, quote: str, instrument_id: Any, side: Any, quantity: Any, price: Any,
+                fee: Any, ts: Any) -> pd.DataFrame:
+    """A research source's fills (``ReadModel.fills``' columns) from one array per field, in
+    execution order: ids and ``seq`` are the position, every fill a taker fill in ``quote``.
+    (One constructor for a fresh result and a saved one, so both have the same dtypes.)"""
+    n = len(quantity)
+    fills = pd.DataFrame({
+        "fill_id": [f"bt-fill-{k + 1}" for k in range(n)],
+        "client_order_id": [f"bt-{k + 1}" for k in range(n)],
+        "session_id": session_id,
+        "instrument_id": np.asarray(instrument_id, dtype=str).reshape(n),
+        "side": np.asarray(side, dtype=str).reshape(n),
+        "quantity": np.asarray(quantity, dtype="float64"),
+        "price": np.asarray(price, dtype="float64"),
+        "fee": np.asarray(fee, dtype="float64"),
+        "fee_currency": quote,
+        "liquidity": "taker",
+        "ts": pd.Series(np.asarray(ts, dtype="int64"), dtype="int64"),
+        "seq": pd.Series(np.arange(1, n + 1), dtype="int64"),
+    })  # text columns typed as pandas infers them, like the database's frames
+    for c in ("quantity", "price", "fee"):
+        fills[f"{c}_exact"] = [_decimal(x) for x in fills[c]]
+    fills["notional"] = fills["quantity"] * fills["price"]
+    fills["signed_qty"] = np.where(fills["side"] == "buy", fills["quantity"], -fills["quantity"])
+    fills["venue"] = fills["instrument_id"].map(lambda v: v.partition(":")[0]).astype(object)
+    fills["symbol"] = fills["instrument_id"].map(lambda v: v.partition(":")[2]).astype(object)
+    fills["time"] = _time(fills["ts"])
+    return fills[list(FILL_COLUMNS)]
+
+
+def equity_frame(ts: Any, value: Any, iids: list[str], close: Any, assets: Any) -> pd.DataFrame:
+    """The equity curve (``ReadModel.equity_curve``' columns) from the bar times, the
+    portfolio's value and the (bars x instruments) closes and holdings."""
+    ts = np.asarray(ts, dtype="int64")
+    close = np.asarray(close, dtype="float64").reshape(len(ts), len(iids))
+    assets = np.asarray(assets, dtype="float64").reshape(len(ts), len(iids))
+    equity = pd.DataFrame({
+        "seq": pd.Series(np.zeros(len(ts)), dtype="int64"),
+        "ts": pd.Series(ts, dtype="int64"),
+        "equity": np.asarray(value, dtype="float64"),
+        "marks": [dict(zip(iids, map(float, row), strict=True)) for row in close],
+        "positions": [{i: float(q) for i, q in zip(iids, row, strict=True) if q} for row in assets],
+    })
+    equity["time"] = _time(equity["ts"])
+    return equity
+
+
+def bars_frame(ts: Any, open_: Any, high: Any, low: Any, close: Any, volume: Any) -> pd.DataFrame:
+    """Bars with ``ReadModel.bars``' columns (ts int ms UTC, time naive UTC)."""
+    bars = pd.DataFrame({
+        "ts": np.asarray(ts, dtype="int64"),
+        "open": np.asarray(open_, dtype="float64"),
+        "high": np.asarray(high, dtype="float64"),
+        "low": np.asarray(low, dtype="float64"),
+        "close": np.asarray(close, dtype="float64"),
+        "volume": np.asarray(volume, dtype="float64"),
+    })
+    bars["time"] = _time(bars["ts"])
+    return bars
+
+
+def positions_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Positions (``ReadModel.positions``' columns) from one dict per instrument."""
+    return pd.DataFrame(rows, columns=list(POSITION_COLUMNS)).astype(
+        {"last_ts": "int64", "last_seq": "int64", "quantity": "float64"})
+
+
 class ResearchSource:
     """A finished research backtest as a dashboard data source (one session, mode ``research``).
 
@@ -132,6 +205,34 @@ class ResearchSource:
     def __repr__(self) -> str:
         return (f"ResearchSource({self.info.session_id!r}: {self.info.strategy} on {self.info.venue} "
                 f"{', '.join(self.info.symbols)} {self.info.timeframe}, {len(self._fills)} fills)")
+
+    # -------------------------------------------------------------- on disk (lyra.dashboards.combined)
+    def save(self, directory: str | Path) -> Path:
+        """Write this result to ``directory`` (Parquet frames and a JSON header, no pickle),
+        atomically: a server never sees a half-written result; an earlier result there is
+        replaced. ``lyra serve`` shows the results under ``$LYRA_HOME/research/``."""
+        from lyra.dashboards.combined import save_research
+
+        return save_research(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ResearchSource:
+        """A result written by :meth:`save`, checked file by file; a missing, truncated or
+        malformed file raises :class:`~lyra.dashboards.combined.ResearchFileError` naming it."""
+        from lyra.dashboards.combined import load_research
+
+        return load_research(directory)
+
+    def renamed(self, session_id: str) -> ResearchSource:
+        """The same result shown as session ``session_id``."""
+        if not session_id or not isinstance(session_id, str):
+            raise ValidationError("session_id", session_id, "must be a non-empty string")
+        fills = self._fills.assign(session_id=session_id).astype(
+            {"session_id": self._fills["session_id"].dtype})
+        positions = self._positions.assign(session_id=session_id).astype(
+            {"session_id": self._positions["session_id"].dtype})
+        return ResearchSource(info=dataclasses.replace(self.info, session_id=session_id), fills=fills,
+                              equity=self._equity, positions=positions, bars=self._bars)
 
     # -------------------------------------------------------------- the (static) log
     def head_seq(self) -> int:
@@ -318,41 +419,10 @@ def research_source(
     # fills: vectorbt's order records in execution order (by bar, then its call order)
     o = pf.orders.records_arr
     o = o[np.lexsort((o["id"], o["idx"]))]
-    n = len(o)
-    col = o["col"] if weights else np.zeros(n, dtype=np.int64)
-    side = np.where(o["side"] == 0, "buy", "sell")
-    f_ts = pd.Series(ts[o["idx"]], dtype="int64")
-    fills = pd.DataFrame({
-        "fill_id": [f"bt-fill-{k + 1}" for k in range(n)],
-        "client_order_id": [f"bt-{k + 1}" for k in range(n)],
-        "session_id": session_id,
-        "instrument_id": [iids[c] for c in col],
-        "side": side,
-        "quantity": o["size"].astype("float64"),
-        "price": o["price"].astype("float64"),
-        "fee": o["fees"].astype("float64"),
-        "fee_currency": quote,
-        "liquidity": "taker",
-        "ts": f_ts,
-        "seq": pd.Series(np.arange(1, n + 1), dtype="int64"),
-    })  # text columns typed as pandas infers them, like the database's frames
-    for c in ("quantity", "price", "fee"):
-        fills[f"{c}_exact"] = [_decimal(x) for x in fills[c]]
-    fills["notional"] = fills["quantity"] * fills["price"]
-    fills["signed_qty"] = np.where(fills["side"] == "buy", fills["quantity"], -fills["quantity"])
-    fills["venue"] = fills["instrument_id"].map(lambda v: v.partition(":")[0]).astype(object)
-    fills["symbol"] = fills["instrument_id"].map(lambda v: v.partition(":")[2]).astype(object)
-    fills["time"] = _time(fills["ts"])
-    fills = fills[list(FILL_COLUMNS)]
-
-    equity = pd.DataFrame({
-        "seq": pd.Series(np.zeros(len(index)), dtype="int64"),
-        "ts": pd.Series(ts, dtype="int64"),
-        "equity": value,
-        "marks": [dict(zip(iids, map(float, row), strict=True)) for row in close],
-        "positions": [{i: float(q) for i, q in zip(iids, row, strict=True) if q} for row in assets],
-    })
-    equity["time"] = _time(equity["ts"])
+    col = o["col"] if weights else np.zeros(len(o), dtype=np.int64)
+    fills = fills_frame(session_id, quote, [iids[c] for c in col], np.where(o["side"] == 0, "buy", "sell"),
+                        o["size"], o["price"], o["fees"], ts[o["idx"]])
+    equity = equity_frame(ts, value, iids, close, assets)
 
     positions = _final_positions(fills, iids, assets[-1], close[-1], session_id)
     bars = _bars(result, data, cols, iids, index, tf)
@@ -405,8 +475,7 @@ def _final_positions(fills: pd.DataFrame, iids: list[str], qty: Any, mark: Any,
             "market_value": hold * float(mark[k]), "unrealized_pnl": hold * (float(mark[k]) - avg),
             "venue": iid.partition(":")[0], "symbol": iid.partition(":")[2],
         })
-    return pd.DataFrame(rows, columns=list(POSITION_COLUMNS)).astype(
-        {"last_ts": "int64", "last_seq": "int64", "quantity": "float64"})
+    return positions_frame(rows)
 
 
 def _bars(result: Any, data: pd.DataFrame | Mapping[str, pd.DataFrame] | None, cols: list[str],
@@ -439,15 +508,10 @@ def _bars(result: Any, data: pd.DataFrame | Mapping[str, pd.DataFrame] | None, c
         idx = idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx
         o = f["open"].to_numpy(dtype="float64")
         cl = f["close"].to_numpy(dtype="float64")
-        bars = pd.DataFrame({
-            "ts": (idx.as_unit("ns").asi8 // 1_000_000).astype("int64"),
-            "open": o,
-            "high": f["high"].to_numpy(dtype="float64") if "high" in f else np.maximum(o, cl),
-            "low": f["low"].to_numpy(dtype="float64") if "low" in f else np.minimum(o, cl),
-            "close": cl,
-            "volume": f["volume"].to_numpy(dtype="float64") if "volume" in f else np.zeros(len(f)),
-        })
-        bars["time"] = _time(bars["ts"])
+        bars = bars_frame(idx.as_unit("ns").asi8 // 1_000_000, o,
+                          f["high"].to_numpy(dtype="float64") if "high" in f else np.maximum(o, cl),
+                          f["low"].to_numpy(dtype="float64") if "low" in f else np.minimum(o, cl),
+                          cl, f["volume"].to_numpy(dtype="float64") if "volume" in f else np.zeros(len(f)))
         v, _, s = iid.partition(":")
         out[(v, s, tf)] = bars
     return out

@@ -78,15 +78,17 @@ def shift_signal(a: NDArray[np.bool_], fill: str) -> NDArray[np.bool_]:
 
 
 def vbt_signal_kwargs(data: pd.DataFrame, signals: Signals, *, cost: CostModel, init_cash: float,
-                      fill: str, freq: pd.Timedelta, stops: Any = None) -> dict[str, Any]:
-    """The exact ``vbt.Portfolio.from_signals`` arguments a backtest uses."""
+                      fill: str, freq: pd.Timedelta, stops: Any = None,
+                      size: float | None = None) -> dict[str, Any]:
+    """The exact ``vbt.Portfolio.from_signals`` arguments a backtest uses (``size``: base units
+    per entry, as a paper session's ``quantity``; None: all the cash)."""
     idx = naive_utc_index(data.index)
     s = pd.Series  # shorthand
     kw: dict[str, Any] = {
         "close": s(data["close"].to_numpy(np.float64), index=idx, name="close"),
         "entries": s(shift_signal(signals.entries, fill), index=idx),
         "exits": s(shift_signal(signals.exits, fill), index=idx),
-        "size": np.inf,
+        "size": np.inf if size is None else float(size),
         "fees": cost.taker_fee_float,
         "slippage": cost.slippage_float,
         "init_cash": float(init_cash),
@@ -300,9 +302,13 @@ def backtest(
     fill: FillAt = "next_open",
     freq: str | pd.Timedelta | None = None,
     stops: Any = None,
+    size: float | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on OHLCV ``data`` (one DataFrame; or, for a weights strategy
     such as :class:`~lyra.strategy.Rebalance`, a mapping instrument -> DataFrame).
+
+    Each entry buys all the cash's worth, or ``size`` base units (a paper session's fixed
+    ``quantity``: the same trades, sized the same way); signal strategies only.
 
     Raises :class:`~lyra.core.errors.ValidationError` on NaN prices (naming the timestamp),
     an unsorted or duplicated index, misaligned signals, or a bad ``fill``.
@@ -315,7 +321,11 @@ def backtest(
     cost = cost or CostModel()
     if init_cash <= 0:
         raise ValidationError("init_cash", init_cash, "must be positive")
+    if size is not None and not (isinstance(size, int | float) and np.isfinite(size) and size > 0):
+        raise ValidationError("size", size, "must be a positive number of base units (or None: all the cash)")
     if strategy.kind == "weights":
+        if size is not None:
+            raise ValidationError("size", size, "a weights strategy sizes by its weights")
         if not isinstance(data, Mapping):
             raise ValidationError("data", type(data).__name__,
                                   "a weights strategy needs {instrument: DataFrame}")
@@ -330,7 +340,8 @@ def backtest(
         None if raw.short_entries is None else _as_bool("short_entries", raw.short_entries, data.index),
         None if raw.short_exits is None else _as_bool("short_exits", raw.short_exits, data.index),
     )
-    kw = vbt_signal_kwargs(data, sig, cost=cost, init_cash=init_cash, fill=fill, freq=f, stops=stops)
+    kw = vbt_signal_kwargs(data, sig, cost=cost, init_cash=init_cash, fill=fill, freq=f, stops=stops,
+                           size=size)
     pf = vbt.Portfolio.from_signals(**kw)
     return BacktestResult(strategy, pf, fill, cost, float(init_cash), f, kw)
 

@@ -60,6 +60,16 @@ def test_next_open_fill_by_hand() -> None:
     assert res.exposure.iloc[:2].tolist() == [0.0, 0.0] and res.exposure.iloc[2] == pytest.approx(1.0)
 
 
+def test_fixed_size_per_signal_by_hand() -> None:
+    # size=2 (a paper session's quantity): buy 2 at bar 2's open (12), sell 2 at bar 4's open (14).
+    res = backtest(Scripted(EN, EX), DF, cost=CostModel(taker_fee=Decimal("0.001")), init_cash=1000.0, size=2.0)
+    assert res.orders["Size"].tolist() == [2.0, 2.0]
+    assert res.final_equity == pytest.approx(1000 - 2 * 12 * 1.001 + 2 * 14 * 0.999, rel=1e-12)
+    for bad in (0, -1.0, float("nan"), float("inf"), "2"):
+        with pytest.raises(ValidationError, match="size"):
+            backtest(Scripted(EN, EX), DF, size=bad)
+
+
 def test_close_fill_and_slippage_by_hand() -> None:
     cost = CostModel(taker_fee=Decimal("0.002"), slippage_bps=Decimal("10"))
     res = backtest(Scripted(EN, EX), DF, cost=cost, init_cash=1000.0, fill="close")
