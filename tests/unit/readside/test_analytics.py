@@ -34,6 +34,7 @@ from lyra.readside import (
 def test_public_names_are_pinned():
     assert sorted(readside.__all__) == sorted(
         [
+            "CHART_TIMEFRAMES",
             "MANUAL_SESSION",
             "OPEN_STATUSES",
             "Changes",
@@ -54,9 +55,11 @@ def test_public_names_are_pinned():
             "periods_per_year",
             "pull_kill_switch",
             "rebalance_proposal",
+            "resample_ohlc",
             "returns",
             "rolling_volatility",
             "sharpe",
+            "timeframe_choices",
             "trade_pnls",
             "var_es",
             "weights",
